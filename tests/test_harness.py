@@ -5,13 +5,14 @@ from __future__ import annotations
 import time
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 
 @pytest.mark.anyio
 async def test_runs_on_every_backend(anyio_backend: tuple[str, dict[str, object]]) -> None:
     assert anyio_backend[0] in ("trio", "asyncio")
-    await anyio.sleep(0)
+    await anyio.lowlevel.checkpoint()
 
 
 @pytest.mark.anyio

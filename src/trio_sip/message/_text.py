@@ -1,0 +1,143 @@
+"""Low-level text helpers of the SIP grammar (RFC 3261 section 25.1).
+
+Private: the typed views (URI, Via, name-addr, CSeq) are built on these.
+Everything here works on ``str``; the parser decodes a message's header
+section once with ``surrogateescape`` so that any byte survives a round trip.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Final
+
+from ..errors import ParseError
+
+# token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~" )
+TOKEN_RE: Final = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
+
+# LWS = [*WSP CRLF] 1*WSP ; after unfolding only WSP remains
+WS: Final = " \t"
+
+
+def is_token(text: str) -> bool:
+    """True when ``text`` is a non-empty RFC 3261 token."""
+    return TOKEN_RE.fullmatch(text) is not None
+
+
+def split_commas(value: str) -> list[str]:
+    """Split a header value on the commas that separate its elements.
+
+    Commas inside quoted strings, ``<...>`` and comments are not separators
+    (RFC 3261 section 7.3.1). Empty elements are dropped.
+    """
+    if '"' not in value and "<" not in value and "(" not in value:
+        # The common case, at C speed.
+        return [part.strip(WS) for part in value.split(",") if part.strip(WS)]
+    parts: list[str] = []
+    start = 0
+    in_quote = False
+    angle = 0
+    paren = 0
+    i = 0
+    n = len(value)
+    while i < n:
+        ch = value[i]
+        if in_quote:
+            if ch == "\\":
+                i += 1
+            elif ch == '"':
+                in_quote = False
+        elif ch == '"':
+            in_quote = True
+        elif ch == "<":
+            angle += 1
+        elif ch == ">":
+            angle = max(0, angle - 1)
+        elif ch == "(":
+            paren += 1
+        elif ch == ")":
+            paren = max(0, paren - 1)
+        elif ch == "," and not angle and not paren:
+            part = value[start:i].strip(WS)
+            if part:
+                parts.append(part)
+            start = i + 1
+        i += 1
+    if in_quote:
+        raise ParseError(f"unterminated quoted string in {value!r}")
+    part = value[start:].strip(WS)
+    if part:
+        parts.append(part)
+    return parts
+
+
+def find_unquoted(text: str, char: str, start: int = 0) -> int:
+    """Index of the first ``char`` at or after ``start`` outside a quoted string, or -1."""
+    if '"' not in text:
+        return text.find(char, start)
+    in_quote = False
+    i = start
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if in_quote:
+            if ch == "\\":
+                i += 1
+            elif ch == '"':
+                in_quote = False
+        elif ch == '"':
+            in_quote = True
+        elif ch == char:
+            return i
+        i += 1
+    return -1
+
+
+def unquote(text: str) -> str:
+    """The content of a quoted-string, with quoted-pairs resolved.
+
+    quoted-string = SWS DQUOTE *(qdtext / quoted-pair ) DQUOTE
+    """
+    if len(text) < 2 or text[0] != '"' or text[-1] != '"':
+        raise ParseError(f"not a quoted string: {text!r}")
+    inner = text[1:-1]
+    if "\\" not in inner:
+        if '"' in inner:
+            raise ParseError(f"unescaped quote inside quoted string: {text!r}")
+        return inner
+    out: list[str] = []
+    i = 0
+    while i < len(inner):
+        ch = inner[i]
+        if ch == "\\":
+            if i + 1 >= len(inner):
+                raise ParseError(f"dangling backslash in quoted string: {text!r}")
+            out.append(inner[i + 1])
+            i += 2
+            continue
+        if ch == '"':
+            raise ParseError(f"unescaped quote inside quoted string: {text!r}")
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def quote(text: str) -> str:
+    """``text`` as a quoted-string, escaping backslash and double quote."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def iter_semicolon_parts(text: str) -> Iterator[str]:
+    """Split on ``;`` outside quoted strings (generic-param lists may quote)."""
+    if '"' not in text:
+        yield from text.split(";")
+        return
+    start = 0
+    while True:
+        idx = find_unquoted(text, ";", start)
+        if idx < 0:
+            yield text[start:]
+            return
+        yield text[start:idx]
+        start = idx + 1

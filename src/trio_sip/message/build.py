@@ -1,0 +1,127 @@
+"""Building messages: responses, ACK, CANCEL, and fresh identifiers.
+
+The rules are RFC 3261's: section 8.2.6 for responses, 17.1.1.3 for the ACK
+to a non-2xx final response, 9.1 for CANCEL, and sections 8.1.1.4, 8.1.1.7 and
+19.3 for Call-IDs, branches and tags.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from .headers import Headers, canonical_name
+from .model import Request, Response
+from .via import MAGIC_COOKIE
+
+__all__ = [
+    "new_branch",
+    "new_tag",
+    "new_call_id",
+    "make_response",
+    "make_ack",
+    "make_cancel",
+]
+
+
+def new_branch() -> str:
+    """A fresh RFC 3261 branch: the magic cookie and 64 random bits."""
+    return MAGIC_COOKIE + os.urandom(8).hex()
+
+
+def new_tag() -> str:
+    """A fresh From/To tag: 64 random bits (section 19.3 asks for 32 at least)."""
+    return os.urandom(8).hex()
+
+
+def new_call_id(host: str | None = None) -> str:
+    """A fresh, globally unique Call-ID; ``@host`` appended when given."""
+    local = os.urandom(16).hex()
+    return f"{local}@{host}" if host else local
+
+
+def make_response(
+    request: Request,
+    status: int,
+    reason: str | None = None,
+    *,
+    to_tag: str | None = None,
+    headers: Iterable[tuple[str, str]] = (),
+    body: bytes = b"",
+) -> Response:
+    """A response to ``request`` per RFC 3261 section 8.2.6.
+
+    Via (every line, in order), From, To, Call-ID and CSeq are copied; a
+    To-tag is added when ``to_tag`` is given and the request's To has none;
+    Record-Route is copied into 101-299 responses (section 12.1.1) and
+    Timestamp into 100 Trying (section 8.2.6.1). ``headers`` are appended.
+    """
+    src = request.headers
+    out = Headers()
+    copied = {"via", "from", "to", "call-id", "cseq"}
+    if 100 < status < 300:
+        copied.add("record-route")
+    elif status == 100:
+        copied.add("timestamp")
+    add_tag = to_tag is not None and status > 100 and request.to.tag is None
+    for name, value in src:
+        key = canonical_name(name)
+        if key in copied:
+            if key == "to" and add_tag:
+                value = f"{value};tag={to_tag}"
+            out.add(name, value)
+    for name, value in headers:
+        out.add(name, value)
+    if body or "content-length" not in out:
+        out.set("Content-Length", str(len(body)))
+    return Response(status, reason, out, body)
+
+
+def make_ack(invite: Request, response: Response) -> Request:
+    """The ACK for a non-2xx final response to ``invite`` (section 17.1.1.3).
+
+    Same Request-URI, Call-ID, From, CSeq number and Route set as the INVITE,
+    the To of the response (with its tag) and only the INVITE's top Via, so
+    that it matches the INVITE's client transaction. The ACK for a 2xx is a
+    new transaction built from the dialog (section 13.2.2.4), not this.
+    """
+    out = Headers()
+    src = invite.headers
+    top_via = src.first_value("via")
+    if top_via is not None:
+        out.add("Via", top_via)
+    max_forwards = src.get("max-forwards")
+    out.add("Max-Forwards", max_forwards if max_forwards is not None else "70")
+    for value in src.get_all("route"):
+        out.add("Route", value)
+    out.add("From", src.get("from") or "")
+    out.add("To", response.headers.get("to") or src.get("to") or "")
+    out.add("Call-ID", src.get("call-id") or "")
+    out.add("CSeq", f"{invite.cseq.seq} ACK")
+    out.add("Content-Length", "0")
+    return Request("ACK", invite.uri_text, out)
+
+
+def make_cancel(request: Request) -> Request:
+    """A CANCEL for ``request`` (section 9.1).
+
+    Request-URI, Call-ID, From, To and the CSeq number are those of the
+    request, the method is CANCEL, the one Via is the request's top Via (so
+    the CANCEL takes the same path and matches its transaction), and the
+    Route set is copied.
+    """
+    out = Headers()
+    src = request.headers
+    top_via = src.first_value("via")
+    if top_via is not None:
+        out.add("Via", top_via)
+    max_forwards = src.get("max-forwards")
+    out.add("Max-Forwards", max_forwards if max_forwards is not None else "70")
+    for value in src.get_all("route"):
+        out.add("Route", value)
+    out.add("From", src.get("from") or "")
+    out.add("To", src.get("to") or "")
+    out.add("Call-ID", src.get("call-id") or "")
+    out.add("CSeq", f"{request.cseq.seq} CANCEL")
+    out.add("Content-Length", "0")
+    return Request("CANCEL", request.uri_text, out)

@@ -1,0 +1,297 @@
+"""The header section of a SIP message: an ordered, case-insensitive multimap.
+
+Every header line is kept in order with its name as written and its value
+(after unfolding, RFC 3261 section 7.3.1). Lookups accept any case and the
+compact forms (``v`` for Via, ``i`` for Call-ID ...). Headers that trio-sip
+does not know stay byte-exact: they are only looked at when asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Final
+
+from ._text import split_commas
+
+__all__ = ["Headers", "canonical_name", "COMPACT_FORMS"]
+
+# RFC 3261 section 7.3.3 and the registrations that followed it (IANA "SIP
+# parameters": compact forms).
+COMPACT_FORMS: Final[dict[str, str]] = {
+    "a": "Accept-Contact",
+    "b": "Referred-By",
+    "c": "Content-Type",
+    "d": "Request-Disposition",
+    "e": "Content-Encoding",
+    "f": "From",
+    "i": "Call-ID",
+    "j": "Reject-Contact",
+    "k": "Supported",
+    "l": "Content-Length",
+    "m": "Contact",
+    "o": "Event",
+    "r": "Refer-To",
+    "s": "Subject",
+    "t": "To",
+    "u": "Allow-Events",
+    "v": "Via",
+    "x": "Session-Expires",
+    "y": "Identity",
+}
+
+# Canonical spelling for output of well-known headers (lower-case key -> name).
+_CANONICAL: Final[dict[str, str]] = {
+    name.lower(): name
+    for name in (
+        *COMPACT_FORMS.values(),
+        "Accept",
+        "Accept-Encoding",
+        "Accept-Language",
+        "Alert-Info",
+        "Allow",
+        "Authentication-Info",
+        "Authorization",
+        "Call-Info",
+        "Content-Disposition",
+        "Content-Language",
+        "CSeq",
+        "Date",
+        "Error-Info",
+        "Expires",
+        "In-Reply-To",
+        "Max-Forwards",
+        "MIME-Version",
+        "Min-Expires",
+        "Organization",
+        "Priority",
+        "Proxy-Authenticate",
+        "Proxy-Authorization",
+        "Proxy-Require",
+        "Record-Route",
+        "Reply-To",
+        "Require",
+        "Retry-After",
+        "Route",
+        "RSeq",
+        "RAck",
+        "Server",
+        "Timestamp",
+        "Unsupported",
+        "User-Agent",
+        "Warning",
+        "WWW-Authenticate",
+        "Path",
+        "Service-Route",
+        "P-Asserted-Identity",
+        "Min-SE",
+    )
+}
+
+# key cache: header name as written -> lookup key (lower-case long form).
+# Bounded so that a stream of random names cannot grow it without limit.
+_KEY_CACHE: dict[str, str] = {}
+_KEY_CACHE_MAX: Final = 4096
+
+
+def canonical_name(name: str) -> str:
+    """The lookup key of a header name: lower case, compact forms expanded."""
+    key = _KEY_CACHE.get(name)
+    if key is not None:
+        return key
+    lower = name.lower()
+    long = COMPACT_FORMS.get(lower)
+    key = long.lower() if long is not None else lower
+    if len(_KEY_CACHE) < _KEY_CACHE_MAX:
+        _KEY_CACHE[name] = key
+    return key
+
+
+def display_name(key: str) -> str:
+    """The usual spelling of a header for output (``call-id`` -> ``Call-ID``)."""
+    known = _CANONICAL.get(key)
+    if known is not None:
+        return known
+    return "-".join(part.capitalize() for part in key.split("-"))
+
+
+class Headers:
+    """Header lines in order: ``(name as written, value)`` with case-free lookup.
+
+    A header that appears on several lines, or with several comma-separated
+    values on one line, keeps that shape; :meth:`values` splits values.
+    Every mutation bumps :attr:`version` so that cached typed views know
+    they are stale.
+    """
+
+    __slots__ = ("_keys", "_names", "_values", "version")
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self._keys: list[str] = []
+        self._names: list[str] = []
+        self._values: list[str] = []
+        self.version = 0
+        for name, value in items:
+            self._keys.append(canonical_name(name))
+            self._names.append(name)
+            self._values.append(value)
+
+    @classmethod
+    def _from_parsed(cls, keys: list[str], names: list[str], values: list[str]) -> Headers:
+        self = cls.__new__(cls)
+        self._keys, self._names, self._values = keys, names, values
+        self.version = 0
+        return self
+
+    # ----- reading ------------------------------------------------------------
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The value of the first line of ``name``, or ``default``."""
+        key = canonical_name(name)
+        try:
+            return self._values[self._keys.index(key)]
+        except ValueError:
+            return default
+
+    def get_all(self, name: str) -> list[str]:
+        """The values of every line of ``name``, in order, unsplit."""
+        key = canonical_name(name)
+        return [v for k, v in zip(self._keys, self._values, strict=True) if k == key]
+
+    def values(self, name: str) -> list[str]:
+        """Every comma-separated value of ``name`` across its lines, in order.
+
+        Only meaningful for headers defined as lists (Via, Contact, Route,
+        Allow ...); a Date header, say, has a comma in its single value.
+        """
+        out: list[str] = []
+        for value in self.get_all(name):
+            out += split_commas(value)
+        return out
+
+    def first_value(self, name: str) -> str | None:
+        """The first comma-separated value of ``name``: the top Via, the first Route."""
+        value = self.get(name)
+        if value is None:
+            return None
+        if "," not in value:
+            return value.strip(" \t") or None
+        parts = split_commas(value)
+        return parts[0] if parts else None
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and canonical_name(name) in self._keys
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return zip(self._names, self._values, strict=True)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def keys(self) -> list[str]:
+        """The lookup key of each line, in order."""
+        return list(self._keys)
+
+    def count(self, name: str) -> int:
+        """How many lines ``name`` has."""
+        return self._keys.count(canonical_name(name))
+
+    def copy(self) -> Headers:
+        """An independent copy."""
+        return Headers._from_parsed(list(self._keys), list(self._names), list(self._values))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Headers):
+            return NotImplemented
+        return self._keys == other._keys and self._values == other._values
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Headers({list(self)!r})"
+
+    # ----- writing ------------------------------------------------------------
+
+    def _name_for(self, name: str) -> tuple[str, str]:
+        key = canonical_name(name)
+        # A compact or odd-cased name given by code is written in its usual form.
+        return key, (display_name(key) if name.lower() == key or len(name) == 1 else name)
+
+    def add(self, name: str, value: str) -> None:
+        """Append a line ``name: value`` after every other header."""
+        key, written = self._name_for(name)
+        self._keys.append(key)
+        self._names.append(written)
+        self._values.append(value)
+        self.version += 1
+
+    def prepend(self, name: str, value: str) -> None:
+        """Insert a line before the first line of ``name`` (or at the top).
+
+        This is how a Via or Record-Route goes on top (RFC 3261 sections
+        8.1.1.7 and 16.6).
+        """
+        key, written = self._name_for(name)
+        try:
+            at = self._keys.index(key)
+        except ValueError:
+            at = 0
+        self._keys.insert(at, key)
+        self._names.insert(at, written)
+        self._values.insert(at, value)
+        self.version += 1
+
+    def set(self, name: str, value: str) -> None:
+        """Replace every line of ``name`` with one line, where the first stood."""
+        key = canonical_name(name)
+        try:
+            at = self._keys.index(key)
+        except ValueError:
+            self.add(name, value)
+            return
+        self._values[at] = value
+        self._drop(key, after=at)
+        self.version += 1
+
+    def remove(self, name: str) -> int:
+        """Remove every line of ``name``; return how many there were."""
+        key = canonical_name(name)
+        before = len(self._keys)
+        self._drop(key, after=-1)
+        removed = before - len(self._keys)
+        if removed:
+            self.version += 1
+        return removed
+
+    def _drop(self, key: str, *, after: int) -> None:
+        keep = [i for i, k in enumerate(self._keys) if k != key or i <= after]
+        if len(keep) != len(self._keys):
+            self._keys = [self._keys[i] for i in keep]
+            self._names = [self._names[i] for i in keep]
+            self._values = [self._values[i] for i in keep]
+
+    def pop_first_value(self, name: str) -> str | None:
+        """Remove and return the first comma-separated value of ``name``.
+
+        Removes the top Via of a response, or the first Route of a request,
+        without disturbing the values after it.
+        """
+        key = canonical_name(name)
+        try:
+            at = self._keys.index(key)
+        except ValueError:
+            return None
+        value = self._values[at]
+        parts = split_commas(value) if "," in value else [value.strip(" \t")]
+        first = parts[0] if parts else None
+        if len(parts) <= 1:
+            del self._keys[at], self._names[at], self._values[at]
+        else:
+            self._values[at] = ", ".join(parts[1:])
+        self.version += 1
+        return first
+
+    # ----- output -------------------------------------------------------------
+
+    def to_text(self) -> str:
+        """The header lines, each ending in CRLF."""
+        return "".join([f"{n}: {v}\r\n" for n, v in zip(self._names, self._values, strict=True)])
