@@ -284,6 +284,8 @@ class Dispatcher:
 
         async def run() -> None:
             with scope:
+                # A leg removed before this task ran must not be served.
+                await anyio.lowlevel.checkpoint()
                 await leg.serve(self._on_packet)
 
         tg.start_soon(run, name=f"trio-sip {leg!r}")
