@@ -4,7 +4,9 @@ It is the counterpart of Net::SIP::Dispatcher, built for structured
 concurrency on anyio:
 
 - Entering it opens a task group with one receive task per leg, one
-  queue-expiry task and a few handler tasks for an async receiver.
+  queue-expiry task and a few handler tasks for an async receiver. Packets
+  from one source always go to the same handler task, so they are handled
+  in the order they arrived; packets from different sources run concurrently.
 - Each delivery that retransmits runs in its own cancel scope, kept in the
   queue under its id, so :meth:`Dispatcher.cancel_delivery` is scope
   cancellation.
@@ -202,8 +204,7 @@ class Dispatcher:
         self._expiry_wakeup = anyio.Event()
         self._tg: anyio.abc.TaskGroup | None = None
         self._exit_stack: contextlib.AsyncExitStack | None = None
-        self._inbound_send: MemoryObjectSendStream[tuple[Message, Leg, Address]] | None = None
-        self._inbound_receive: MemoryObjectReceiveStream[tuple[Message, Leg, Address]] | None = None
+        self._inbound: list[MemoryObjectSendStream[tuple[Message, Leg, Address]]] = []
         self._packets_in = 0
         self._packets_out = 0
         self._retransmissions = 0
@@ -223,17 +224,17 @@ class Dispatcher:
             self._tg = tg
             # Closing the legs happens after the task group is done (stack order).
             stack.push_async_callback(self._close_legs)
-            send, receive = anyio.create_memory_object_stream[tuple[Message, Leg, Address]](
-                self._inbound_queue
-            )
-            self._inbound_send, self._inbound_receive = send, receive
-            stack.push_async_callback(send.aclose)
-            stack.push_async_callback(receive.aclose)
+            per_task = max(1, self._inbound_queue // max(1, self._handler_tasks))
+            for i in range(max(1, self._handler_tasks)):
+                send, receive = anyio.create_memory_object_stream[tuple[Message, Leg, Address]](
+                    per_task
+                )
+                self._inbound.append(send)
+                stack.push_async_callback(send.aclose)
+                tg.start_soon(self._handler_task, receive, name=f"trio-sip handler {i}")
             for leg in self._initial_legs:
                 await self.add_leg(leg)
             tg.start_soon(self._expiry_task, name="trio-sip queue expiry")
-            for i in range(self._handler_tasks):
-                tg.start_soon(self._handler_task, receive.clone(), name=f"trio-sip handler {i}")
         except BaseException:
             await stack.__aexit__(None, None, None)
             raise
@@ -451,10 +452,11 @@ class Dispatcher:
             except Exception:
                 self._receiver_failed(msg)
             return
-        assert self._inbound_send is not None
+        inbound = self._inbound
         try:
-            self._inbound_send.send_nowait((msg, leg, from_addr))
-        except anyio.WouldBlock:
+            # Same source, same task: the order of a peer's packets is kept.
+            inbound[hash(from_addr) % len(inbound)].send_nowait((msg, leg, from_addr))
+        except (anyio.WouldBlock, anyio.ClosedResourceError):
             self._dropped += 1
             log.warning("inbound queue full: dropping %s", msg.summary())
 

@@ -55,6 +55,15 @@ class TransportFailure(TransportError):
 def map_os_error(exc: OSError, what: str) -> TransportFailure:
     """The one place where socket errors become trio-sip errors."""
     code = exc.errno
+    cause = exc.__cause__
+    if code is None and cause is not None:
+        # anyio.connect_tcp reports "all connection attempts failed" with the
+        # individual error (or a group of them) as the cause.
+        causes = cause.exceptions if isinstance(cause, BaseExceptionGroup) else (cause,)
+        errors = [e for e in causes if isinstance(e, OSError)]
+        if errors:
+            code = errors[0].errno
+            exc = errors[0]
     if code == errno.ECONNREFUSED:
         reason = DeliveryFailure.CONNECTION_REFUSED
     elif code in (errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EADDRNOTAVAIL):
