@@ -12,7 +12,7 @@ from .headers import COMPACT_FORMS, Headers, canonical_name
 from .model import REASON_PHRASES, Message, Request, Response
 from .params import Params
 from .parse import DEFAULT_LIMITS, ParseLimits, parse_message
-from .uri import URI
+from .uri import URI, URIParams
 from .via import MAGIC_COOKIE, Via
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "Response",
     "StreamFramer",
     "URI",
+    "URIParams",
     "Via",
     "canonical_name",
     "make_ack",

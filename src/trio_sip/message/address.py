@@ -69,6 +69,11 @@ class NameAddr:
         uri_text = uri_text.strip(WS)
         if " " in uri_text or "\t" in uri_text:
             raise ParseError(f"unquoted display name needs <...> around the URI: {text!r}")
+        if "?" in uri_text:
+            # RFC 3261 section 20.10: a URI with a '?' (or ',' or ';') must be
+            # in <...>; without them the headers part is ambiguous (RFC 4475
+            # section 3.1.2.13).
+            raise ParseError(f"a URI with headers needs <...> around it: {text!r}")
         return cls(URI.parse(uri_text), None, params)
 
     @property

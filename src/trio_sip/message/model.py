@@ -10,13 +10,15 @@ was parsed and not changed serialises to the very bytes it came from.
 from __future__ import annotations
 
 import abc
+import datetime
+import re
 from collections.abc import Callable, Iterable
 from typing import Any, Final, TypeVar
 
 from ..errors import ParseError
 from .address import NameAddr
 from .cseq import CSeq
-from .headers import Headers
+from .headers import Headers, display_name
 from .uri import URI
 from .via import Via
 
@@ -196,13 +198,19 @@ class Message(abc.ABC):
         """The Record-Route values, in order."""
         return self._view("record_route", _build_record_routes)
 
-    def _int_header(self, name: str, limit: int) -> int | None:
-        value = self.headers.get(name)
-        if value is None:
+    def _int_header(self, key: str, name: str, limit: int) -> int | None:
+        # ``key`` is the lookup key (lower case): this runs for every parsed
+        # message (Content-Length), so it skips Headers.get's name mapping.
+        headers = self.headers
+        try:
+            value = headers._values[headers._keys.index(key)]
+        except ValueError:
             return None
-        if not value.isdigit() or not value.isascii() or len(value) > 10 or int(value) > limit:
-            raise ParseError(f"bad {name} value {value!r}")
-        return int(value)
+        if value.isdigit() and value.isascii() and len(value) <= 10:
+            number = int(value)
+            if number <= limit:
+                return number
+        raise ParseError(f"bad {name} value {value[:40]!r}")
 
     @property
     def max_forwards(self) -> int | None:
@@ -218,6 +226,16 @@ class Message(abc.ABC):
     def expires(self) -> int | None:
         """The Expires header in seconds, or None when absent."""
         return self._view("expires", _build_expires)
+
+    @property
+    def date(self) -> datetime.datetime | None:
+        """The Date header as an aware UTC datetime, or None when absent.
+
+        Raises ParseError for anything but RFC 3261's rfc1123-date in GMT
+        (RFC 4475 section 3.1.2.12): only an element that uses the date has
+        to reject the message for it; :meth:`validate` does not look.
+        """
+        return self._view("date", _build_date)
 
     @property
     def content_type(self) -> str | None:
@@ -315,15 +333,68 @@ def _build_record_routes(msg: Message) -> tuple[NameAddr, ...]:
 
 
 def _build_max_forwards(msg: Message) -> int | None:
-    return msg._int_header("max-forwards", 255)
+    return msg._int_header("max-forwards", "Max-Forwards", 255)
 
 
 def _build_content_length(msg: Message) -> int | None:
-    return msg._int_header("content-length", 2**31)
+    length = msg._int_header("content-length", "Content-Length", 2**31)
+    # Two lengths leave the body without a frame (RFC 4475 section 3.3.9);
+    # a repeated equal value is harmless and is tolerated.
+    if length is not None and msg.headers._keys.count("content-length") > 1:
+        values = msg.headers.get_all("content-length")
+        if any(value != values[0] for value in values):
+            raise ParseError(f"conflicting Content-Length values {values[:4]!r}")
+    return length
 
 
 def _build_expires(msg: Message) -> int | None:
-    return msg._int_header("expires", 2**32 - 1)
+    return msg._int_header("expires", "Expires", 2**32 - 1)
+
+
+# SIP-date = rfc1123-date ; rfc1123-date = wkday "," SP date1 SP time SP "GMT"
+# date1 = 2DIGIT SP month SP 4DIGIT ; time = 2DIGIT ":" 2DIGIT ":" 2DIGIT
+_DATE_RE: Final = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), ([0-9]{2}) "
+    r"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) ([0-9]{4}) "
+    r"([0-9]{2}):([0-9]{2}):([0-9]{2}) GMT"
+)
+# Month names at offsets 0, 3, 6 ...: the index over 3 is the month number less one.
+_MONTHS: Final = "JanFebMarAprMayJunJulAugSepOctNovDec"
+
+
+def _build_date(msg: Message) -> datetime.datetime | None:
+    value = msg.headers.get("date")
+    if value is None:
+        return None
+    m = _DATE_RE.fullmatch(value)
+    if m is None:
+        raise ParseError(f"bad Date value {value[:60]!r}")
+    day, month, year, hour, minute, second = m.groups()
+    try:
+        return datetime.datetime(
+            int(year),
+            _MONTHS.index(month) // 3 + 1,
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
+            tzinfo=datetime.UTC,
+        )
+    except ValueError:
+        raise ParseError(f"bad Date value {value[:60]!r}") from None
+
+
+# RFC 3261 section 7.3.1: only list-valued headers may repeat. These may
+# not, and a UAS cannot act on a request that has two of one (RFC 4475
+# section 3.3.8).
+_SINGLE_VALUED: Final = ("from", "to", "call-id", "cseq", "max-forwards", "content-length")
+
+
+def _check_single_valued(msg: Message) -> None:
+    keys = msg.headers._keys
+    for key in _SINGLE_VALUED:
+        if keys.count(key) > 1:
+            raise ParseError(f"more than one {display_name(key)} header")
 
 
 class Request(Message):
@@ -403,6 +474,11 @@ class Request(Message):
         uri = self.uri
         if uri.scheme not in ("sip", "sips", "tel"):
             raise ParseError(f"unsupported URI scheme {uri.scheme!r}", status_hint=416)
+        if uri.headers:
+            # RFC 3261 section 19.1.1: headers are not allowed in a Request-URI
+            # (RFC 4475 section 3.1.2.11).
+            raise ParseError(f"headers in the Request-URI {self._uri_text[:80]!r}")
+        _check_single_valued(self)
         self.top_via  # noqa: B018 - parsing is the check
         self.from_  # noqa: B018
         self.to  # noqa: B018
@@ -484,6 +560,7 @@ class Response(Message):
 
     def validate(self) -> None:
         """Check the headers a UAC needs to match and process this response."""
+        _check_single_valued(self)
         self.top_via  # noqa: B018 - parsing is the check
         self.from_  # noqa: B018
         self.to  # noqa: B018

@@ -83,14 +83,14 @@ class Params(Mapping[str, "str | None"]):
         for i, (old, _) in enumerate(items):
             if old.lower() == lower:
                 items[i] = (old, value)
-                return Params(items)
+                return type(self)(items)
         items.append((name, value))
-        return Params(items)
+        return type(self)(items)
 
     def without(self, *names: str) -> Params:
         """A copy without the named parameters."""
         drop = {n.lower() for n in names}
-        return Params([(n, v) for n, v in self._items if n.lower() not in drop])
+        return type(self)([(n, v) for n, v in self._items if n.lower() not in drop])
 
     def __str__(self) -> str:
         return "".join(f";{n}" if v is None else f";{n}={v}" for n, v in self._items)

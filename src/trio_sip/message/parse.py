@@ -17,6 +17,7 @@ from ..errors import ParseError
 from ._text import TOKEN_RE
 from .headers import Headers, canonical_name
 from .model import Request, Response
+from .uri import SCHEME_RE
 
 __all__ = ["ParseLimits", "DEFAULT_LIMITS", "parse_message", "parse_head"]
 
@@ -165,7 +166,11 @@ def _parse_start_line(line: str) -> Request | Response:
     if not colon:
         raise ParseError(f"bad Request-URI {uri[:80]!r}")
     if scheme not in _KNOWN_SCHEMES and scheme.lower() not in _KNOWN_SCHEMES:
-        raise ParseError(f"unsupported URI scheme {scheme[:20]!r}", status_hint=416)
+        # 416 is for a URI we cannot handle; text that is no URI at all, such
+        # as a name-addr "<sip:...>" (RFC 4475 section 3.1.2.7), is a 400.
+        if not SCHEME_RE.fullmatch(scheme):
+            raise ParseError(f"bad Request-URI {uri[:80]!r}")
+        raise ParseError(f"unsupported URI scheme {scheme[:64]!r}", status_hint=416)
     return Request._parsed(method, uri)
 
 

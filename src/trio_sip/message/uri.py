@@ -17,7 +17,7 @@ from urllib.parse import unquote as _pct_decode
 from ..errors import ParseError
 from .params import EMPTY_PARAMS, Params
 
-__all__ = ["URI"]
+__all__ = ["URI", "URIParams"]
 
 # hostname = *( domainlabel "." ) toplabel [ "." ]
 # domainlabel = alphanum / alphanum *( alphanum / "-" ) alphanum
@@ -41,7 +41,7 @@ _PASSWORD_RE: Final = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()&=+$,]|%[0-9A-Fa-f]{2}
 # param-unreserved = "[" / "]" / "/" / ":" / "&" / "+" / "$"
 _PARAMCHARS_RE: Final = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()\[\]/:&+$]|%[0-9A-Fa-f]{2})+")
 # scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )
-_SCHEME_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
+SCHEME_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
 
 # RFC 3261 section 19.1.4: these parameters must match when either side has them.
 _MUST_MATCH: Final = ("user", "ttl", "method", "maddr", "transport")
@@ -113,7 +113,7 @@ class URI:
     def parse(cls, text: str) -> URI:
         """Parse a URI; raise :class:`ParseError` (400) when malformed."""
         scheme, colon, rest = text.partition(":")
-        if not colon or not _SCHEME_RE.fullmatch(scheme):
+        if not colon or not SCHEME_RE.fullmatch(scheme):
             raise ParseError(f"not a URI: {text!r}")
         scheme = scheme.lower()
         if scheme in SIP_SCHEMES:
@@ -276,14 +276,50 @@ def _tel_digits(number: str | None) -> str:
     return "".join(ch for ch in (number or "") if ch not in "-.()").lower()
 
 
+class URIParams(Params):
+    """URI parameters, looked up by what they mean rather than how they are written.
+
+    In a URI, ``%6C%72`` is ``lr`` (RFC 3261 section 19.1.4: an escaped
+    character other than a reserved one equals the character), so names and
+    values are unescaped -- once -- for lookup: ``;n%61me=v%61lue%2541``
+    gives ``params["name"] == "value%41"``. Output and
+    :meth:`items_as_written` keep the escapes as they came. (Header
+    parameters are tokens, where ``%`` is an ordinary character: they stay
+    plain :class:`Params`.)
+    """
+
+    __slots__ = ()
+
+    def _lookup(self) -> dict[str, str | None]:
+        index = self._index
+        if index is None:
+            index = {}
+            for name, value in self._items:
+                index.setdefault((_decode(name) or "").lower(), _decode(value))
+            self._index = index
+        return index
+
+    def __getitem__(self, key: str) -> str | None:
+        return self._lookup()[(_decode(key) or "").lower()]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and (_decode(key) or "").lower() in self._lookup()
+
+
+def _unescaped(params: Params) -> dict[str, str | None]:
+    # Names lower-cased and unescaped, first occurrence wins: what comparison sees.
+    out: dict[str, str | None] = {}
+    for name, value in params.items_as_written():
+        out.setdefault((_decode(name) or "").lower(), _decode(value))
+    return out
+
+
 def _params_equal(a: Params, b: Params, *, must_match: tuple[str, ...]) -> bool:
-    for name in set(map(str.lower, a)) | set(map(str.lower, b)):
-        in_a, in_b = name in a, name in b
-        if in_a and in_b:
-            va, vb = a.get(name), b.get(name)
-            if (_decode(va) or "").lower() != (_decode(vb) or "").lower() or (va is None) != (
-                vb is None
-            ):
+    da, db = _unescaped(a), _unescaped(b)
+    for name in da.keys() | db.keys():
+        if name in da and name in db:
+            va, vb = da[name], db[name]
+            if (va is None) != (vb is None) or (va or "").lower() != (vb or "").lower():
                 return False
         elif name in must_match:
             return False
@@ -299,7 +335,7 @@ def _parse_uri_params(ptext: str, text: str) -> Params:
         if not _PARAMCHARS_RE.fullmatch(name) or (eq and not _PARAMCHARS_RE.fullmatch(value)):
             raise ParseError(f"bad URI parameter {part!r} in {text!r}")
         items.append((name, value if eq else None))
-    return Params(items)
+    return URIParams(items)
 
 
 # header = hname "=" hvalue ; hname = 1*( hnv-unreserved / unreserved / escaped )

@@ -83,9 +83,19 @@ class Via:
 
     @property
     def has_magic_cookie(self) -> bool:
-        """True when the branch is an RFC 3261 one (not an RFC 2543 relic)."""
+        """True when the branch is an RFC 3261 one (not an RFC 2543 relic).
+
+        A branch that is the magic cookie alone promises an RFC 3261
+        transaction identifier and carries none (RFC 4475 section 3.2.1):
+        it is not one, so matching falls back to RFC 2543 rules instead of
+        lumping every such request into a single transaction.
+        """
         branch = self.branch
-        return branch is not None and branch.startswith(MAGIC_COOKIE)
+        return (
+            branch is not None
+            and len(branch) > len(MAGIC_COOKIE)
+            and branch.startswith(MAGIC_COOKIE)
+        )
 
     @property
     def received(self) -> str | None:
