@@ -47,7 +47,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Final, Literal, Self
+from typing import IO, Final, Literal, NoReturn, Self
 
 import anyio
 import anyio.abc
@@ -114,12 +114,17 @@ def peers_required() -> bool:
     return os.environ.get("TRIO_SIP_REQUIRE_PEERS", "").strip() == "1"
 
 
-def _missing(reason: str) -> None:
+def _missing(reason: str) -> NoReturn:
     # A skip hides a broken CI image behind a green run: under CI the same
     # reason is a failure.
     if peers_required():
         pytest.fail(f"{reason} (peers are required: CI or TRIO_SIP_REQUIRE_PEERS=1)", pytrace=False)
     pytest.skip(reason)
+
+
+def _not_found(name: str, package: str) -> str:
+    hint = " (Debian installs it under sbin: add that to PATH)" if name == "kamailio" else ""
+    return f"{name} not found: install Debian package {package}{hint}"
 
 
 def find_program(name: str, package: str) -> str:
@@ -129,8 +134,7 @@ def find_program(name: str, package: str) -> str:
     """
     path = shutil.which(name)
     if path is None:
-        hint = " (Debian installs it under sbin: add that to PATH)" if name == "kamailio" else ""
-        raise PeerMissing(f"{name} not found: install Debian package {package}{hint}")
+        raise PeerMissing(_not_found(name, package))
     return path
 
 
@@ -140,11 +144,10 @@ def require_program(name: str, package: str) -> str:
     Call it outside the event loop, e.g. in a fixture: pytest's skip
     exception must not travel through a task group.
     """
-    try:
-        return find_program(name, package)
-    except PeerMissing as missing:
-        _missing(str(missing))
-        raise  # unreachable: _missing always raises
+    path = shutil.which(name)
+    if path is None:
+        _missing(_not_found(name, package))
+    return path
 
 
 @functools.cache

@@ -6,6 +6,7 @@ If these fail, an interop test failing elsewhere says nothing about trio-sip.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import time
 from pathlib import Path
@@ -173,6 +174,30 @@ async def test_sipp_server_is_reaped_on_cancellation(sipp: str) -> None:
     assert uas.result is not None
     assert uas.result.outcome in (SippExit.ALL_SUCCEEDED, SippExit.INTERNAL_COMMAND)
     assert uas.result.stats
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+@pytest.mark.interop
+@pytest.mark.anyio
+async def test_graceful_stop_of_an_idle_server_is_immediate(sipp: str) -> None:
+    started = time.monotonic()
+    async with SippServer("uas", graceful_stop=True):
+        pass
+    assert time.monotonic() - started < 2
+
+
+@pytest.mark.interop
+@pytest.mark.anyio
+async def test_server_that_does_not_stop_is_killed(sipp: str) -> None:
+    # SIGUSR1 lets the call finish its 4-second timewait: longer than the
+    # 0.3 s the harness grants before it kills the process group.
+    async with SippServer("uas", graceful_stop=True, stop_timeout=0.3) as uas:
+        assert (await run_sipp("uac", uas.address)).ok
+        pid = uas.pid
+    assert uas.result is not None
+    assert uas.result.exit_code == -signal.SIGKILL
+    assert uas.result.outcome is None
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
 
