@@ -494,8 +494,8 @@ class Dispatcher:
         if not isinstance(request, Request) or request.method == "ACK":
             return
         try:
-            via = request.top_via
-            request.cseq  # noqa: B018 - the response must echo a well-formed CSeq
+            request.top_via  # noqa: B018 - the response must echo these, well-formed
+            request.cseq  # noqa: B018
             request.call_id  # noqa: B018
             request.from_  # noqa: B018
             request.to  # noqa: B018
@@ -503,8 +503,8 @@ class Dispatcher:
             return
         reason = " ".join(exc.reason.split())[:120]
         response = make_response(request, exc.status_hint, reason)
-        dst = (addr[0], via.rport if isinstance(via.rport, int) else addr[1])
-        self._task_group().start_soon(self._send_quietly, leg, bytes(response), dst)
+        # Straight back to the source: what received/rport would say (RFC 3581).
+        self._task_group().start_soon(self._send_quietly, leg, bytes(response), addr)
 
     async def _send_quietly(self, leg: Leg, data: bytes, dst: Address) -> None:
         try:
@@ -711,7 +711,7 @@ class Dispatcher:
         rport = via.rport
         if via.received is not None:
             host = via.received
-            if isinstance(rport, int):
+            if type(rport) is int:  # not the bare flag (True): a real port
                 port = rport
         elif via.maddr is not None and not via.reliable:
             host = via.maddr

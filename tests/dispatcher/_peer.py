@@ -13,6 +13,10 @@ from anyio.abc import TaskGroup, UDPSocket
 from trio_sip.message import Message, Request, new_call_id, new_tag, parse_message
 
 
+#: Seconds (real or virtual) a test waits for packets before it fails.
+WAIT_BOUND = 60.0
+
+
 @dataclass
 class Arrival:
     time: float
@@ -43,9 +47,11 @@ class UDPPeer:
         await self.sock.sendto(bytes(data), dst[0], dst[1])
 
     async def wait_for(self, count: int) -> list[Arrival]:
-        while len(self.arrivals) < count:
-            self.changed = anyio.Event()
-            await self.changed.wait()
+        """Wait until ``count`` packets have arrived (bounded, also in virtual time)."""
+        with anyio.fail_after(WAIT_BOUND):
+            while len(self.arrivals) < count:
+                self.changed = anyio.Event()
+                await self.changed.wait()
         return self.arrivals
 
     async def _run(self) -> None:
