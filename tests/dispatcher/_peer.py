@@ -12,7 +12,6 @@ from anyio.abc import TaskGroup, UDPSocket
 
 from trio_sip.message import Message, Request, new_call_id, new_tag, parse_message
 
-
 #: Seconds (real or virtual) a test waits for packets before it fails.
 WAIT_BOUND = 60.0
 
