@@ -8,6 +8,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+# The transaction state tables are the truth: the diagrams are drawn from them
+# at every build, never copied by hand.
+from trio_sip.transaction import write_docs  # noqa: E402
+
+write_docs(Path(__file__).parent / "_generated" / "transactions.inc")
+
 project = "trio-sip"
 author = "trio-sip developers"
 copyright = "2026, trio-sip developers"
