@@ -1,7 +1,14 @@
-"""trio-sip: SIP (RFC 3261) for structured-concurrency Python."""
+"""trio-sip: SIP (RFC 3261) for structured-concurrency Python.
+
+The names most programs need are here; the layers have their own modules:
+:mod:`trio_sip.message` (sans-IO messages, SDP, digest),
+:mod:`trio_sip.transaction` (sans-IO transactions),
+:mod:`trio_sip.transport` (legs) and :mod:`trio_sip.dispatcher`.
+"""
 
 from __future__ import annotations
 
+from .dispatcher import Dispatcher, DispatcherStatistics, TimerHandle
 from .errors import (
     DeliveryError,
     DeliveryFailure,
@@ -10,15 +17,33 @@ from .errors import (
     SIPError,
     TransportError,
 )
+from .message import URI, NameAddr, Request, Response, Via, parse_message
+from .resolver import SystemResolver, Target
+from .transport import Leg, TCPLeg, TLSLeg, UDPLeg
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "DeliveryError",
     "DeliveryFailure",
+    "Dispatcher",
+    "DispatcherStatistics",
+    "Leg",
+    "NameAddr",
     "ParseError",
+    "Request",
     "ResolveError",
+    "Response",
     "SIPError",
+    "SystemResolver",
+    "TCPLeg",
+    "TLSLeg",
+    "Target",
+    "TimerHandle",
     "TransportError",
+    "UDPLeg",
+    "URI",
+    "Via",
     "__version__",
+    "parse_message",
 ]
