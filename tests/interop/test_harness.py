@@ -257,12 +257,15 @@ async def test_sipp_xml_scenario_options_to_netsip_uas(sipp: str, netsip: str) -
 
 @pytest.mark.interop
 @pytest.mark.anyio
-async def test_sipp_through_netsip_stateless_proxy(sipp: str, netsip: str) -> None:
+@pytest.mark.parametrize("transport", [Transport.UDP, Transport.TCP])
+async def test_sipp_through_netsip_stateless_proxy(
+    sipp: str, netsip: str, transport: Transport
+) -> None:
     async with (
-        SippServer("uas") as uas,
-        NetSipProxy(next_hop=uas.address, program=netsip) as proxy,
+        SippServer("uas", transport=transport) as uas,
+        NetSipProxy(next_hop=uas.address, transport=transport, program=netsip) as proxy,
     ):
-        result = await run_sipp("uac", proxy.address, calls=CALLS, rate=200)
+        result = await run_sipp("uac", proxy.address, transport=transport, calls=CALLS, rate=200)
     assert result.ok, result.describe() + "\n" + proxy.logs()
 
 
@@ -280,3 +283,16 @@ async def test_sipp_through_kamailio_stateless_proxy(
     assert result.ok, result.describe() + "\n" + proxy.logs()
     assert uas.result is not None
     assert uas.result.successful + uas.result.current == CALLS, uas.result.describe()
+
+
+@pytest.mark.interop
+@pytest.mark.anyio
+async def test_sipp_through_kamailio_over_ipv6(
+    sipp: str, kamailio: str, ipv6_loopback: str
+) -> None:
+    async with (
+        SippServer("uas", host=ipv6_loopback) as uas,
+        KamailioProxy(next_hop=uas.address, host=ipv6_loopback, program=kamailio) as proxy,
+    ):
+        result = await run_sipp("uac", proxy.address, calls=5)
+    assert result.ok, result.describe() + "\n" + proxy.logs()
