@@ -23,7 +23,15 @@ The other peers are async context managers with an ``address`` to send to::
     async with KamailioProxy(next_hop=uas.address) as proxy: ...
 
 A peer that cannot start, or exits early, raises :class:`PeerError` with the
-tail of its logs.
+tail of its logs; ``peer.logs()`` gives the same tails, also after exit.
+Scripts and XML scenarios shipped with the harness are under
+:data:`SCENARIOS` (``netsip_uas.pl``, ``netsip_proxy.pl``,
+``options_uac.xml``).
+
+Found while writing it (SIPp 3.6.1): -timeout has a granularity of one
+second; SIGTERM stops SIPp at once with its statistics written; one SIGUSR1
+is a soft stop that waits for running calls, and a second one makes SIPp
+spin at full CPU, ignoring its own -timeout; Debian's build has no TLS.
 """
 
 from __future__ import annotations
@@ -550,9 +558,9 @@ class _PeerContext:
 class SippExit(enum.IntEnum):
     """SIPp's documented exit codes (``sipp -h``); -1 and -2 arrive as 255, 254."""
 
-    ALL_SUCCEEDED = 0
+    ALL_SUCCEEDED = 0  # also: a server stopped with no call running
     SOME_FAILED = 1
-    INTERNAL_COMMAND = 97  # also: the global -timeout without -timeout_error, SIGTERM
+    INTERNAL_COMMAND = 97  # also: -timeout without -timeout_error; SIGTERM during calls
     NO_CALLS = 99
     FATAL = 255  # also: the global -timeout with -timeout_error
     BIND_ERROR = 254
