@@ -1,0 +1,47 @@
+"""Server-side elements that sit on a Dispatcher: chain, authorize, registrar, proxy.
+
+As in Net::SIP, a registrar and a stateless proxy use the Dispatcher
+directly (no transaction layer): a :class:`ReceiveChain` of handlers is the
+Dispatcher's receiver, and each handler answers, absorbs or passes on.
+"""
+
+from .authorize import Authorize, AuthorizeStatistics, CredentialLookup, Nonces, NonceState, Secret
+from .chain import (
+    AnsweredInvites,
+    Blocker,
+    Dropper,
+    DropperStatistics,
+    Handler,
+    ReceiveChain,
+    Redirect,
+    reply,
+)
+from .proxy import ProxyStatistics, StatelessProxy
+from .registrar import Registrar, RegistrarStatistics, aor_of
+from .store import Binding, BindingStore, MemoryStore, SQLiteStore
+
+__all__ = [
+    "AnsweredInvites",
+    "Authorize",
+    "AuthorizeStatistics",
+    "Binding",
+    "BindingStore",
+    "Blocker",
+    "CredentialLookup",
+    "Dropper",
+    "DropperStatistics",
+    "Handler",
+    "MemoryStore",
+    "NonceState",
+    "Nonces",
+    "ProxyStatistics",
+    "ReceiveChain",
+    "Redirect",
+    "Registrar",
+    "RegistrarStatistics",
+    "SQLiteStore",
+    "Secret",
+    "StatelessProxy",
+    "aor_of",
+    "reply",
+]

@@ -1,0 +1,283 @@
+"""A stateless proxy (RFC 3261 section 16.11) that sits on a Dispatcher.
+
+Per request it reads only what routing needs: the top Via, Max-Forwards,
+Route and the Request-URI. It keeps no state per transaction: the branch
+of its Via is a hash of the incoming branch, the outgoing leg and the
+Request-URI, so a retransmission leaves with the same branch, and a CANCEL
+or the ACK of a non-2xx response with the branch of its INVITE (which is
+what matches them downstream, sections 9.2 and 17.2.3). Responses lose our
+Via and go to the next one (section 18.2.2, RFC 3581).
+
+Use it on a Dispatcher made with ``response_cache=False`` and
+``do_retransmits=False``: a stateless element neither absorbs nor repeats.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..errors import DeliveryError, ParseError
+from ..message import MAGIC_COOKIE, URI, NameAddr, Request, Response
+from ..resolver import Target
+from ..transport.leg import Address, Leg, TransportFailure
+from .chain import AnsweredInvites, reply
+
+if TYPE_CHECKING:
+    from ..dispatcher import Dispatcher
+    from .registrar import Registrar
+
+__all__ = ["StatelessProxy", "ProxyStatistics"]
+
+#: RFC 3261 section 16.6 step 3: the Max-Forwards a proxy adds when there is none.
+DEFAULT_MAX_FORWARDS = 70
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyStatistics:
+    """Counters of a :class:`StatelessProxy`."""
+
+    requests_forwarded: int
+    responses_forwarded: int
+    answered: int
+    dropped: int
+
+
+class StatelessProxy:
+    """Forward requests and responses without transaction state.
+
+    ``registrar``: the location service (section 16.5): a request for one of
+    our domains goes to the best binding of its address-of-record, or gets
+    404 when there is none. ``domains``: the domains we serve; when given,
+    a request for another domain is relayed only when it comes from one of
+    ours (From), from a ``trusted`` network, or along a Route we recorded;
+    otherwise it gets 403 (no open relay). ``record_route`` inserts our
+    Record-Route (twice, one per leg, when the request leaves on another
+    leg than it came in on). ``names`` are extra host names that mean us.
+    """
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        *,
+        registrar: Registrar | None = None,
+        domains: Iterable[str] | None = None,
+        record_route: bool = False,
+        names: Iterable[str] = (),
+        trusted: Iterable[str] = (),
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.registrar = registrar
+        self.domains = frozenset(d.lower() for d in domains) if domains is not None else None
+        self.record_route = record_route
+        self.names = frozenset(n.lower() for n in names)
+        self.trusted = tuple(ipaddress.ip_network(net) for net in trusted)
+        self._answered = AnsweredInvites(lifetime=64 * dispatcher.timers.t1)
+        self._requests = 0
+        self._responses = 0
+        self._replies = 0
+        self._dropped = 0
+
+    # ----- who we are -----------------------------------------------------------------
+
+    def is_ours(self, uri: URI) -> bool:
+        """True when ``uri`` names this proxy: a leg's address, or one of ``names``."""
+        host = uri.host.lower()
+        port = uri.port
+        for leg in self.dispatcher.legs:
+            if port is not None and port != leg.port:
+                continue
+            if port is None and leg.port != uri.default_port() and host not in self.names:
+                continue
+            if host in self.names or host == leg.host or host == (leg.advertise or "").lower():
+                return True
+            try:
+                if ipaddress.ip_address(host) == ipaddress.ip_address(leg.host):
+                    return True
+            except ValueError:
+                continue
+        return False
+
+    def _is_local(self, uri: URI) -> bool:
+        if self.domains is not None and uri.host.lower().rstrip(".") in self.domains:
+            return True
+        return self.is_ours(uri)
+
+    def _trusted(self, addr: Address) -> bool:
+        if not self.trusted:
+            return False
+        ip = ipaddress.ip_address(addr[0])
+        return any(ip in net for net in self.trusted)
+
+    # ----- receiving ------------------------------------------------------------------
+
+    async def receive(self, packet: Request | Response, leg: Leg, from_addr: Address) -> bool:
+        """Forward ``packet``; always True (a proxy is the end of a chain)."""
+        if isinstance(packet, Response):
+            await self._response(packet, leg)
+            return True
+        try:
+            await self._request(packet, leg, from_addr)
+        except ParseError as exc:
+            if packet.method != "ACK":
+                await self._reply(packet, exc.status_hint, leg, reason=exc.reason[:100])
+            else:
+                self._dropped += 1
+        return True
+
+    async def _reply(
+        self, request: Request, status: int, leg: Leg, reason: str | None = None
+    ) -> None:
+        self._replies += 1
+        await reply(self.dispatcher, request, status, leg, reason=reason, answered=self._answered)
+
+    async def _request(self, request: Request, leg: Leg, from_addr: Address) -> None:
+        method = request.method
+        if method == "ACK" and self._answered.absorbs(request):
+            return
+        headers = request.headers
+        # Section 16.3 step 3 / 16.6 step 3: Max-Forwards.
+        max_forwards = request.max_forwards
+        if max_forwards is None:
+            max_forwards = DEFAULT_MAX_FORWARDS
+        elif max_forwards == 0:
+            if method == "ACK":
+                self._dropped += 1
+            else:
+                await self._reply(request, 483, leg)
+            return
+        headers.set("Max-Forwards", str(max_forwards - 1))
+        routed_here = False
+        # Section 16.4: a strict router before us put our Record-Route URI in
+        # the Request-URI; the real one is the last Route value.
+        if "route" in headers and request.uri.lr and self.is_ours(request.uri):
+            values = headers.values("route")
+            last = NameAddr.parse(values[-1])
+            headers.remove("route")
+            for value in values[:-1]:
+                headers.add("Route", value)
+            request.uri = last.uri
+            routed_here = True
+        # Section 16.4: remove our own Route values (two after a double Record-Route).
+        while True:
+            first = headers.first_value("route")
+            if first is None or not self.is_ours(NameAddr.parse(first).uri):
+                break
+            headers.pop_first_value("route")
+            routed_here = True
+        uri = request.uri
+        has_route = "route" in headers
+        if not has_route:
+            local = self._is_local(uri)
+            if (
+                not local
+                and not routed_here
+                and self.domains is not None
+                and not self._trusted(from_addr)
+                and not self._is_local(request.from_.uri)
+            ):
+                # No open relay: strangers may only reach our own domains.
+                await self._reply(request, 403, leg, reason="Relaying denied")
+                return
+            if local and self.registrar is not None and uri.user is not None:
+                bindings = await self.registrar.lookup(uri)
+                if not bindings:
+                    if method == "ACK":
+                        self._dropped += 1
+                    else:
+                        await self._reply(request, 404, leg)
+                    return
+                # Section 16.5/16.6 step 2: the target replaces the Request-URI.
+                request.uri = URI.parse(bindings[0].contact)
+        await self._forward(request, leg)
+
+    def _branch(self, request: Request, leg: Leg) -> str:
+        # Section 16.11: a stateless proxy's branch is a function of the
+        # request, so that retransmissions match. The incoming top Via (with
+        # its branch) names the transaction; CANCEL and the non-2xx ACK carry
+        # the same one as their INVITE. The Request-URI after routing makes
+        # a spiral (same request, new target) a new branch, not a loop.
+        via = request.headers.first_value("via") or ""
+        data = f"{via}|{request.uri_text}|{leg.proto}:{leg.port}"
+        if not request.top_via.has_magic_cookie:
+            data += f"|{request.call_id}|{request.cseq.seq}"
+        digest = hashlib.blake2b(data.encode("utf-8", "surrogateescape"), digest_size=12)
+        return MAGIC_COOKIE + digest.hexdigest()
+
+    async def _targets(self, request: Request) -> list[Target]:
+        # The Dispatcher's routing: outgoing proxy, Route/URI via domain2proxy, RFC 3263.
+        return await self.dispatcher._targets_for(request, None)
+
+    def _leg_for(self, target: Target, incoming: Leg) -> Leg | None:
+        if incoming.can_deliver_to(target.address, target.transport):
+            return incoming
+        for leg in self.dispatcher.legs:
+            if leg.can_deliver_to(target.address, target.transport):
+                return leg
+        return None
+
+    async def _forward(self, request: Request, in_leg: Leg) -> None:
+        try:
+            targets = await self._targets(request)
+        except DeliveryError:
+            targets = []
+        headers = request.headers
+        record = self.record_route and request.method not in ("REGISTER", "ACK", "CANCEL")
+        record = record and request.to.tag is None
+        for target in targets:
+            out_leg = self._leg_for(target, in_leg)
+            if out_leg is None:
+                continue
+            branch = self._branch(request, out_leg)
+            # Section 16.3 step 4: our own branch already in a Via is a loop.
+            if any(branch in value for value in headers.get_all("via")):
+                if request.method != "ACK":
+                    await self._reply(request, 482, in_leg)
+                return
+            added_rr = 0
+            if record:
+                # Section 16.6 step 4; the second one, for the leg facing the
+                # callee, makes in-dialog requests cross back on the right leg.
+                headers.prepend("Record-Route", _record_route(in_leg))
+                added_rr = 1
+                if out_leg is not in_leg:
+                    headers.prepend("Record-Route", _record_route(out_leg))
+                    added_rr = 2
+            out_leg.add_via(request, target.address, branch=branch)
+            try:
+                await out_leg.send(bytes(request), target.address, tls_hostname=target.hostname)
+            except TransportFailure:
+                headers.pop_first_value("via")
+                for _ in range(added_rr):
+                    headers.pop_first_value("record-route")
+                continue
+            self._requests += 1
+            return
+        if request.method == "ACK":
+            self._dropped += 1
+        else:
+            await self._reply(request, 503, in_leg, reason="No route to destination")
+
+    async def _response(self, response: Response, leg: Leg) -> None:
+        # Section 16.7 step 3 / 16.11: remove our Via; a response whose top Via
+        # is not ours, or that has no Via left, was not for us to forward.
+        if leg.strip_via(response) is None or "via" not in response.headers:
+            self._dropped += 1
+            return
+        try:
+            await self.dispatcher.deliver(response, do_retransmits=False)
+        except DeliveryError:
+            self._dropped += 1
+            return
+        self._responses += 1
+
+    def statistics(self) -> ProxyStatistics:
+        """Counters of forwarded requests and responses, own answers, drops."""
+        return ProxyStatistics(self._requests, self._responses, self._replies, self._dropped)
+
+
+def _record_route(leg: Leg) -> str:
+    return f"<{leg.contact_uri()};lr>"
