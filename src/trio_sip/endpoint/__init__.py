@@ -1,6 +1,7 @@
 """The UA core on top of the Dispatcher (RFC 3261 sections 8, 12, 13, 17).
 
 * :mod:`.dialog` holds the sans-IO dialog state (section 12).
+* :mod:`.endpoint` holds the :class:`Endpoint` (transactions, dialogs, I/O).
 """
 
 from __future__ import annotations
@@ -15,8 +16,22 @@ from .dialog import (
     dialog_id_of_request,
     dialog_id_of_response,
 )
+from .endpoint import (
+    KNOWN_METHODS,
+    ClientRequest,
+    CredentialSource,
+    Endpoint,
+    EndpointStatistics,
+    RequestFailed,
+)
 
 __all__ = [
+    "ClientRequest",
+    "CredentialSource",
+    "Endpoint",
+    "EndpointStatistics",
+    "KNOWN_METHODS",
+    "RequestFailed",
     "DIALOG_CREATING_METHODS",
     "Dialog",
     "DialogError",

@@ -1,0 +1,1178 @@
+"""The Endpoint: the UA core on top of the Dispatcher (RFC 3261 sections 8, 12-17).
+
+It receives every packet from a :class:`~trio_sip.dispatcher.Dispatcher`,
+owns the transaction machines of :mod:`trio_sip.transaction` (it runs
+their timers on anyio and sends what they say, always with
+``do_retransmits=False``: the machines decide, the Dispatcher executes)
+and groups transactions into :class:`~trio_sip.endpoint.dialog.Dialog`\\ s.
+
+Server side: requests reach the application through :meth:`Endpoint.incoming`
+and are answered with :meth:`Endpoint.respond`; the Endpoint itself answers
+what the RFC leaves no choice about (481, 491, 500, CANCEL, OPTIONS,
+405/501, 100 Trying after 200 ms). Client side: :meth:`Endpoint.new_request`
+returns a :class:`ClientRequest` to await the final response on.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.abc
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from ..dispatcher import Dispatcher
+from ..errors import DeliveryError, SIPError
+from ..message import (
+    URI,
+    CSeq,
+    Headers,
+    NameAddr,
+    Request,
+    Response,
+    make_cancel,
+    make_response,
+    new_call_id,
+    new_tag,
+)
+from ..message.digest import authorize, choose_challenge, parse_challenges
+from ..resolver import Target
+from ..transaction import (
+    AckReceived,
+    ArmTimer,
+    CancelSent,
+    CancelTimer,
+    ClientInviteState,
+    ClientInviteTransaction,
+    ClientKey,
+    ClientNonInviteTransaction,
+    Failure,
+    InformTU,
+    LegacyServerKey,
+    PassToTU,
+    RequestRetransmitted,
+    Retransmit,
+    RetransmitKind,
+    SendAck,
+    ServerInviteState,
+    ServerInviteTransaction,
+    ServerKey,
+    ServerNonInviteTransaction,
+    Terminate,
+    Timer,
+    TimerFired,
+    Transmit,
+    TransportFailed,
+    cancel_target_key,
+    client_key,
+    client_transaction,
+    response_from_tu,
+    response_received,
+    retransmit_intervals,
+    server_key,
+    server_transaction,
+)
+from ..transaction.machines import Action, Event
+from ..transport.leg import Address, Leg, TransportFailure
+from .dialog import (
+    DIALOG_CREATING_METHODS,
+    Dialog,
+    DialogId,
+    DialogState,
+    dialog_id_of_request,
+    dialog_id_of_response,
+)
+
+__all__ = [
+    "ClientRequest",
+    "CredentialSource",
+    "Endpoint",
+    "EndpointStatistics",
+    "KNOWN_METHODS",
+    "RequestFailed",
+]
+
+log = logging.getLogger("trio_sip.endpoint")
+
+#: Methods the Endpoint recognises: 405 for those not allowed, 501 for the rest (8.2.1).
+KNOWN_METHODS = frozenset(
+    {
+        "INVITE",
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "OPTIONS",
+        "REGISTER",
+        "PRACK",
+        "SUBSCRIBE",
+        "NOTIFY",
+        "PUBLISH",
+        "INFO",
+        "REFER",
+        "MESSAGE",
+        "UPDATE",
+    }
+)
+
+_DEFAULT_ALLOW = ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "UPDATE", "INFO", "MESSAGE")
+
+#: How often a 3xx is followed before the last one is returned (a redirect loop).
+_MAX_REDIRECTS = 5
+
+#: (username, password) for digest, or a function from realm to them (None: no answer).
+CredentialSource = tuple[str, str] | Callable[[str], tuple[str, str] | None]
+
+
+class RequestFailed(SIPError):
+    """A client request ended without a usable final response.
+
+    Not raised for error responses, which :meth:`ClientRequest.wait_final`
+    returns; raised for misuse such as cancelling a request that is no INVITE.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointStatistics:
+    """What an :class:`Endpoint` holds right now, and counters."""
+
+    client_transactions: int
+    server_transactions: int
+    dialogs: int
+    pending_2xx: int
+    incoming_queued: int
+    requests_received: int
+    requests_rejected: int
+
+
+# ----- transactions with their I/O state ----------------------------------------------
+
+
+@dataclass(eq=False)
+class _ClientTx:
+    machine: ClientInviteTransaction | ClientNonInviteTransaction
+    leg: Leg
+    dst: Address
+    owner: ClientRequest | None
+    timers: dict[Timer, anyio.CancelScope] = field(default_factory=dict)
+    sent: bool = False
+
+
+@dataclass(eq=False)
+class _ServerTx:
+    machine: ServerInviteTransaction | ServerNonInviteTransaction
+    leg: Leg
+    source: Address
+    local_tag: str
+    timers: dict[Timer, anyio.CancelScope] = field(default_factory=dict)
+    trying: anyio.CancelScope | None = None
+    cancelled: anyio.Event = field(default_factory=anyio.Event)
+    dialog: Dialog | None = None
+
+
+@dataclass(eq=False)
+class _Pending2xx:
+    """A 2xx to an INVITE we retransmit until its ACK (13.3.1.4)."""
+
+    response: Response
+    dialog: Dialog
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    acked: anyio.Event = field(default_factory=anyio.Event)
+
+
+# ----- the client request handle ------------------------------------------------------
+
+
+class ClientRequest:
+    """A request this Endpoint sent, and what came back (RFC 3261 section 8.1).
+
+    Await :meth:`wait_final` for the final response; iterate
+    :meth:`provisionals` for the 1xx ones. For an INVITE, :attr:`dialogs`
+    lists the dialogs the responses created (early, then confirmed), and
+    :meth:`cancel` sends a CANCEL (section 9.1). Authentication (401/407)
+    and, when asked, redirection (3xx) are handled inside: the request is
+    sent again and :attr:`request` is the latest one sent.
+    """
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        request: Request,
+        *,
+        credentials: CredentialSource | None,
+        follow_redirects: bool,
+        keep_forks: bool,
+    ) -> None:
+        self._endpoint = endpoint
+        #: The request as last sent (after an auth retry or a redirect, the new one).
+        self.request = request
+        #: The final response, once there is one.
+        self.final: Response | None = None
+        #: Every dialog the responses created, the one of :attr:`final` first when a 2xx.
+        self.dialogs: list[Dialog] = []
+        #: Dialogs of extra 2xx responses (forking) kept because ``keep_forks`` was set.
+        self.forks: list[Dialog] = []
+        self.credentials = credentials
+        self.follow_redirects = follow_redirects
+        self.keep_forks = keep_forks
+        self._tx: _ClientTx | None = None
+        self._done = anyio.Event()
+        self._got_provisional = False
+        self._cancel_wanted = False
+        self._cancel_sent = False
+        self._answered_realms: set[str] = set()
+        self._redirects = 0
+        #: Every provisional response so far, in order of arrival.
+        self.provisional_responses: list[Response] = []
+        self._changed = anyio.Event()
+
+    @property
+    def method(self) -> str:
+        """The request method."""
+        return self.request.method
+
+    @property
+    def done(self) -> bool:
+        """True once the final response (or the failure) is known."""
+        return self._done.is_set()
+
+    async def wait_final(self) -> Response:
+        """Wait for the final response and return it, whatever its status.
+
+        A timeout (Timer B or F) gives a locally made 408 and a transport
+        failure a 503 (section 8.1.3.1). No timeout argument: bound it with
+        ``anyio.move_on_after``; when the caller's scope cancels the wait of
+        an INVITE, a CANCEL goes out (after the first provisional, 9.1).
+        """
+        try:
+            await self._done.wait()
+        except anyio.get_cancelled_exc_class():
+            if self.method == "INVITE" and not self.done:
+                self._endpoint._spawn(self.cancel)
+            raise
+        assert self.final is not None
+        return self.final
+
+    async def provisionals(self) -> AsyncIterator[Response]:
+        """The provisional responses, from the first, as they arrive; ends with the final one."""
+        seen = 0
+        while True:
+            while seen < len(self.provisional_responses):
+                seen += 1
+                yield self.provisional_responses[seen - 1]
+            if self.done:
+                return
+            await self._changed.wait()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def cancel(self) -> None:
+        """Cancel a pending INVITE (section 9.1).
+
+        The CANCEL goes out once a provisional response has arrived (before
+        that it "MUST NOT be sent"); after a final response nothing happens.
+        A 2xx that crosses the CANCEL is acknowledged and its dialog ended
+        with BYE. The final response (usually 487) still comes through
+        :meth:`wait_final`.
+        """
+        if self.method != "INVITE":
+            raise RequestFailed(f"only an INVITE can be cancelled, not {self.method}")
+        self._cancel_wanted = True
+        await self._maybe_send_cancel()
+
+    async def _maybe_send_cancel(self) -> None:
+        tx = self._tx
+        if self._cancel_sent or self.done or not self._got_provisional or tx is None:
+            return
+        machine = tx.machine
+        if not isinstance(machine, ClientInviteTransaction):
+            return
+        if machine.state is not ClientInviteState.PROCEEDING:
+            return
+        self._cancel_sent = True
+        cancel = make_cancel(machine.request)
+        # 9.1: the CANCEL goes where the INVITE went, in its own transaction.
+        await self._endpoint._start_client(cancel, None, tx.leg, tx.dst)
+        await self._endpoint._feed_client(tx, CancelSent())
+
+    def _finish(self, response: Response) -> None:
+        self.final = response
+        self._done.set()
+        self._notify()
+
+    def __repr__(self) -> str:
+        state = self.final.status if self.final is not None else "pending"
+        return f"<ClientRequest {self.request.summary()} {state}>"
+
+
+# ----- the Endpoint -------------------------------------------------------------------
+
+
+class Endpoint:
+    """The UA core: transactions, dialogs and the automatic answers of RFC 3261.
+
+    ``user`` goes into the Contact and default From URIs. ``allow``,
+    ``accept`` and ``supported`` are announced in OPTIONS answers (11.2);
+    methods outside ``allow`` get 405 (known) or 501 (unknown). Requests
+    the application has not taken yet queue up to ``queue_size``; beyond
+    that new requests get 503. ``credentials`` answer 401/407 challenges
+    unless a request brings its own.
+
+    Entering it starts its task group and becomes the Dispatcher's
+    receiver; the Dispatcher's response cache is switched off because the
+    server transactions answer retransmissions themselves. Leaving it ends
+    every confirmed dialog with a BYE and cancels pending INVITEs, waiting
+    at most ``close_timeout`` seconds (default 64*T1).
+    """
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        *,
+        user: str | None = None,
+        allow: Iterable[str] = _DEFAULT_ALLOW,
+        accept: Iterable[str] = ("application/sdp",),
+        supported: Iterable[str] = (),
+        user_agent: str | None = "trio-sip",
+        credentials: CredentialSource | None = None,
+        queue_size: int = 100,
+        trying_delay: float = 0.2,
+        close_timeout: float | None = None,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.user = user
+        self.allow = tuple(m.upper() for m in allow)
+        self.accept = tuple(accept)
+        self.supported = tuple(supported)
+        self.user_agent = user_agent
+        self.credentials = credentials
+        self.config = dispatcher.timers
+        #: 17.2.1: the 100 Trying goes out when the TU has not answered in 200 ms.
+        self.trying_delay = trying_delay
+        self.close_timeout = (
+            close_timeout if close_timeout is not None else self.config.duration(Timer.F)
+        )
+        self._client: dict[ClientKey, _ClientTx] = {}
+        self._server: dict[ServerKey | LegacyServerKey, _ServerTx] = {}
+        self._dialogs: dict[DialogId, Dialog] = {}
+        self._dialog_ended: dict[DialogId, anyio.Event] = {}
+        self._pending_2xx: dict[tuple[DialogId, int], _Pending2xx] = {}
+        self._acks: dict[DialogId, Request] = {}
+        self._nonce_counts: dict[str, int] = {}
+        self._client_requests: set[ClientRequest] = set()
+        send, receive = anyio.create_memory_object_stream[Request](queue_size)
+        self._in_send: MemoryObjectSendStream[Request] = send
+        self._in_receive: MemoryObjectReceiveStream[Request] = receive
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._received = 0
+        self._rejected = 0
+
+    # ----- life cycle -----------------------------------------------------------------
+
+    async def __aenter__(self) -> Endpoint:
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
+        # The server transactions answer retransmitted requests and absorb
+        # the ACK of a non-2xx; a second copy of that logic in the cache
+        # would swallow what the machines must see.
+        self.dispatcher.response_cache = False
+        self.dispatcher.set_receiver(self)
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        try:
+            with anyio.move_on_after(self.close_timeout, shield=True):
+                await self._close_dialogs()
+        finally:
+            self.dispatcher.set_receiver(None)
+            self._in_send.close()
+            self._in_receive.close()
+            tg, self._tg = self._tg, None
+            assert tg is not None
+            tg.cancel_scope.cancel()
+            await tg.__aexit__(*exc_info)
+        return None
+
+    async def _close_dialogs(self) -> None:
+        async with anyio.create_task_group() as tg:
+            for request in list(self._client_requests):
+                if request.method == "INVITE" and not request.done:
+                    request.keep_forks = False
+                    tg.start_soon(request.cancel)
+            for dialog in list(self._dialogs.values()):
+                if dialog.confirmed:
+                    tg.start_soon(self._bye, dialog)
+
+    async def _bye(self, dialog: Dialog) -> None:
+        try:
+            await self.request(dialog, "BYE")
+        except (DeliveryError, SIPError) as exc:
+            log.info("BYE for %s failed: %s", dialog.id, exc)
+        self._end_dialog(dialog)
+
+    def _spawn(self, fn: Callable[[], Any]) -> None:
+        if self._tg is not None:
+            self._tg.start_soon(fn)
+
+    def _task_group(self) -> anyio.abc.TaskGroup:
+        if self._tg is None:
+            raise RuntimeError("the Endpoint is not running: use 'async with Endpoint(...)'")
+        return self._tg
+
+    # ----- public API: server side ----------------------------------------------------
+
+    async def incoming(self) -> AsyncIterator[Request]:
+        """The requests for the application, one by one, until the Endpoint closes.
+
+        Every request except ACK and CANCEL must be answered with
+        :meth:`respond` (BYE, OPTIONS and the requests the Endpoint rejects
+        itself never show up here).
+        """
+        async for request in self._in_receive:
+            yield request
+
+    async def respond(
+        self,
+        request: Request,
+        status: int,
+        reason: str | None = None,
+        *,
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+    ) -> Response:
+        """Answer ``request`` (received through :meth:`incoming`) with ``status``.
+
+        The response gets this side's To tag (except 100), and a Contact
+        when it creates or refreshes a dialog. A 101-299 answer to an INVITE
+        creates the dialog; a 2xx to an INVITE is retransmitted until its
+        ACK, and if none comes within 64*T1 the dialog is ended with BYE
+        (13.3.1.4). Returns the response sent.
+        """
+        tx = self._server.get(server_key(request))
+        if tx is None:
+            raise RequestFailed(f"no transaction for {request.summary()} (answered already?)")
+        return await self._respond(tx, status, reason, headers=headers, body=body)
+
+    def dialog_of(self, message: Request | Response) -> Dialog | None:
+        """The dialog ``message`` belongs to, once it has one."""
+        if isinstance(message, Request):
+            tx = self._server.get(server_key(message))
+            if tx is not None and tx.dialog is not None:
+                return tx.dialog
+            did = dialog_id_of_request(message)
+        else:
+            did = dialog_id_of_response(message)
+        return self._dialogs.get(did) if did is not None else None
+
+    def was_cancelled(self, request: Request) -> bool:
+        """True when a CANCEL arrived for the INVITE ``request``."""
+        tx = self._server.get(server_key(request))
+        return tx is not None and tx.cancelled.is_set()
+
+    async def wait_dialog_ended(self, dialog: Dialog) -> None:
+        """Wait until ``dialog`` is over (BYE either way, missing ACK, closing)."""
+        event = self._dialog_ended.get(dialog.id)
+        if event is None:
+            await anyio.lowlevel.checkpoint()
+            return
+        await event.wait()
+
+    @property
+    def dialogs(self) -> tuple[Dialog, ...]:
+        """The dialogs alive now."""
+        return tuple(self._dialogs.values())
+
+    # ----- public API: client side ----------------------------------------------------
+
+    async def new_request(
+        self,
+        method: str,
+        target: URI | str | Dialog,
+        *,
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+        from_: NameAddr | str | None = None,
+        to: NameAddr | str | None = None,
+        credentials: CredentialSource | None = None,
+        follow_redirects: bool = False,
+        keep_forks: bool = False,
+    ) -> ClientRequest:
+        """Send a request and return its :class:`ClientRequest` at once.
+
+        ``target`` is a URI for a request outside any dialog (8.1.1: a new
+        Call-ID and From tag), or a :class:`Dialog` for one inside it
+        (12.2.1.1). ``credentials`` (default: the Endpoint's) answer 401
+        and 407; ``follow_redirects`` follows 3xx Contacts; ``keep_forks``
+        keeps the dialogs of extra 2xx responses to an INVITE instead of
+        ending them with BYE.
+        """
+        method = method.upper()
+        if method in ("ACK", "CANCEL"):
+            raise RequestFailed(f"{method} is sent by the Endpoint itself")
+        if isinstance(target, Dialog):
+            request = target.create_request(method, headers, body)
+        else:
+            request = self._out_of_dialog(method, target, headers, body, from_, to)
+        if self.user_agent and "user-agent" not in request.headers:
+            request.headers.add("User-Agent", self.user_agent)
+        client = ClientRequest(
+            self,
+            request,
+            credentials=credentials if credentials is not None else self.credentials,
+            follow_redirects=follow_redirects,
+            keep_forks=keep_forks,
+        )
+        self._client_requests.add(client)
+        await self._send_new(client, request)
+        return client
+
+    async def request(self, target: URI | str | Dialog, method: str, **kwargs: Any) -> Response:
+        """:meth:`new_request` and :meth:`ClientRequest.wait_final` in one call."""
+        client = await self.new_request(method, target, **kwargs)
+        return await client.wait_final()
+
+    def statistics(self) -> EndpointStatistics:
+        """Transactions, dialogs and queued requests now; counters since start."""
+        return EndpointStatistics(
+            client_transactions=len(self._client),
+            server_transactions=len(self._server),
+            dialogs=len(self._dialogs),
+            pending_2xx=len(self._pending_2xx),
+            incoming_queued=self._in_receive.statistics().current_buffer_used,
+            requests_received=self._received,
+            requests_rejected=self._rejected,
+        )
+
+    # ----- building requests ----------------------------------------------------------
+
+    def _out_of_dialog(
+        self,
+        method: str,
+        target: URI | str,
+        headers: Iterable[tuple[str, str]],
+        body: bytes,
+        from_: NameAddr | str | None,
+        to: NameAddr | str | None,
+    ) -> Request:
+        uri = URI.parse(target) if isinstance(target, str) else target
+        to_addr = NameAddr.parse(to) if isinstance(to, str) else (to or NameAddr(uri))
+        if isinstance(from_, str):
+            from_addr = NameAddr.parse(from_)
+        elif from_ is not None:
+            from_addr = from_
+        else:
+            from_addr = NameAddr(URI("sip", self._local_host(), user=self.user or "anonymous"))
+        out = Headers()
+        out.add("Max-Forwards", "70")
+        out.add("From", str(from_addr.with_tag(new_tag())))
+        out.add("To", str(to_addr))
+        out.add("Call-ID", new_call_id())
+        # 8.1.1.5: any number below 2**31 will do.
+        out.add("CSeq", str(CSeq(secrets.randbelow(2**16) + 1, method)))
+        for name, value in headers:
+            out.add(name, value)
+        out.set("Content-Length", str(len(body)))
+        return Request(method, uri.replace(headers=()), out, body)
+
+    def _local_host(self) -> str:
+        legs = self.dispatcher.legs
+        return legs[0].sent_by().rsplit(":", 1)[0].strip("[]") if legs else "invalid"
+
+    def _add_contact(self, message: Request | Response, leg: Leg) -> NameAddr:
+        existing = message.contacts
+        if existing:
+            return existing[0]
+        contact = NameAddr(leg.contact_uri(self.user))
+        message.headers.add("Contact", str(contact))
+        return contact
+
+    # ----- routing and sending --------------------------------------------------------
+
+    async def _route(self, request: Request) -> list[tuple[Leg, Target]]:
+        # The machines retransmit themselves, so they need the one leg and
+        # address the request went to; the Dispatcher's route choice
+        # (outgoing proxy, domain2proxy, RFC 3263) is reused, not repeated.
+        disp = self.dispatcher
+        targets = await disp._targets_for(request, None)
+        out = []
+        for target in targets:
+            leg = disp._find_leg(target)
+            if leg is not None:
+                out.append((leg, target))
+        return out
+
+    async def _send_new(self, client: ClientRequest, request: Request) -> None:
+        try:
+            routes = await self._route(request)
+        except DeliveryError as exc:
+            log.info("no route for %s: %s", request.summary(), exc)
+            client._finish(self._local_response(request, 503, "No Route"))
+            return
+        if not routes:
+            client._finish(self._local_response(request, 503, "No Route"))
+            return
+        leg, target = routes[0]
+        if request.method in DIALOG_CREATING_METHODS:
+            contact = self._add_contact(request, leg)
+            for dialog in client.dialogs:
+                dialog.local_contact = contact
+        await self._start_client(request, client, leg, target.address)
+
+    async def _start_client(
+        self, request: Request, owner: ClientRequest | None, leg: Leg, dst: Address
+    ) -> _ClientTx:
+        machine = client_transaction(request, reliable=leg.reliable, config=self.config)
+        tx = _ClientTx(machine, leg, dst, owner)
+        if owner is not None:
+            owner._tx = tx
+        await self._perform_client(tx, machine.start())
+        return tx
+
+    async def _feed_client(self, tx: _ClientTx, event: Event) -> None:
+        await self._perform_client(tx, tx.machine.handle(event))
+
+    async def _perform_client(self, tx: _ClientTx, actions: list[Action]) -> None:
+        for action in actions:
+            match action:
+                case Transmit(message=message) if isinstance(message, Request):
+                    await self._transmit_request(tx, message)
+                case Retransmit(message=message):
+                    await self._send_raw(tx, bytes(message))
+                case SendAck(ack=ack):
+                    await self._deliver_quietly(ack, tx.leg, tx.dst)
+                case ArmTimer(timer=timer, delay=delay):
+                    self._arm(tx, timer, delay)
+                case CancelTimer(timer=timer):
+                    scope = tx.timers.pop(timer, None)
+                    if scope is not None:
+                        scope.cancel()
+                case PassToTU(message=message) if isinstance(message, Response):
+                    await self._client_response(tx, message)
+                case InformTU(reason=reason):
+                    status = 408 if reason is Failure.TIMEOUT else 503
+                    await self._client_failed(tx, status)
+                case Terminate():
+                    if self._client.get(tx.machine.key) is tx:
+                        del self._client[tx.machine.key]
+                case _:
+                    log.debug("client transaction action %r ignored", action)
+
+    async def _transmit_request(self, tx: _ClientTx, request: Request) -> None:
+        # ACK-less first send: the Dispatcher adds the Via (and its branch)
+        # for the leg, then the transaction is known by that branch. CANCEL
+        # already carries the INVITE's Via and keeps it.
+        try:
+            await self.dispatcher.deliver(
+                request, leg=tx.leg, dst_addr=tx.dst, do_retransmits=False
+            )
+        except DeliveryError as exc:
+            log.info("sending %s failed: %s", request.summary(), exc)
+            await self._feed_client(tx, TransportFailed(str(exc)))
+            return
+        tx.sent = True
+        self._client[tx.machine.key] = tx
+
+    async def _send_raw(self, tx: _ClientTx, data: bytes) -> None:
+        try:
+            await tx.leg.send(data, tx.dst)
+        except TransportFailure as exc:
+            await self._feed_client(tx, TransportFailed(str(exc)))
+
+    async def _deliver_quietly(
+        self, message: Request | Response, leg: Leg | None = None, dst: Address | None = None
+    ) -> bool:
+        try:
+            await self.dispatcher.deliver(message, leg=leg, dst_addr=dst, do_retransmits=False)
+        except DeliveryError as exc:
+            log.info("sending %s failed: %s", message.summary(), exc)
+            return False
+        return True
+
+    # ----- timers ---------------------------------------------------------------------
+
+    def _arm(self, tx: _ClientTx | _ServerTx, timer: Timer, delay: float) -> None:
+        old = tx.timers.pop(timer, None)
+        if old is not None:
+            old.cancel()
+        if tx.machine.terminated:
+            return  # it ended while the actions that armed it were performed
+        scope = anyio.CancelScope()
+        tx.timers[timer] = scope
+        self._task_group().start_soon(self._run_timer, tx, timer, delay, scope)
+
+    async def _run_timer(
+        self, tx: _ClientTx | _ServerTx, timer: Timer, delay: float, scope: anyio.CancelScope
+    ) -> None:
+        with scope:
+            await anyio.sleep(delay)
+        if scope.cancelled_caught or tx.timers.get(timer) is not scope:
+            return
+        del tx.timers[timer]
+        if isinstance(tx, _ClientTx):
+            await self._feed_client(tx, TimerFired(timer))
+        else:
+            await self._feed_server(tx, TimerFired(timer))
+
+    # ----- client side: responses -----------------------------------------------------
+
+    def _local_response(self, request: Request, status: int, reason: str | None = None) -> Response:
+        # 8.1.3.1: a timeout counts as 408 and a transport error as 503.
+        return make_response(request, status, reason)
+
+    async def _client_failed(self, tx: _ClientTx, status: int) -> None:
+        owner = tx.owner
+        if owner is not None and not owner.done:
+            owner._finish(self._local_response(tx.machine.request, status))
+            self._client_requests.discard(owner)
+
+    async def _client_response(self, tx: _ClientTx, response: Response) -> None:
+        owner = tx.owner
+        if owner is None:
+            return  # a CANCEL's own answer: nothing to do with it
+        request = tx.machine.request
+        status = response.status
+        if request.method == "INVITE" and 101 <= status <= 299:
+            await self._invite_dialog_response(owner, request, response)
+        if status < 200:
+            owner._got_provisional = True
+            owner.provisional_responses.append(response)
+            owner._notify()
+            if owner._cancel_wanted:
+                await owner._maybe_send_cancel()
+            return
+        if owner.done:
+            return  # a further 2xx of a fork was handled above
+        if status in (401, 407) and await self._retry_with_auth(owner, response):
+            return
+        if 300 <= status < 400 and owner.follow_redirects and await self._redirect(owner, response):
+            return
+        if request.method == "INVITE" and status >= 300:
+            # 12.3: a non-2xx final response ends every early dialog of the INVITE.
+            for early in owner.dialogs:
+                if early.state is DialogState.EARLY:
+                    self._end_dialog(early)
+        if request.method == "BYE" or (status in (408, 481) and request.method != "INVITE"):
+            # 15.1.1: after a BYE the session is over whatever the answer;
+            # 12.2.1.2: a 408 or 481 to an in-dialog request ends the dialog.
+            did = _uac_dialog_id(request)
+            ended = self._dialogs.get(did) if did is not None else None
+            if ended is not None:
+                self._end_dialog(ended)
+        owner._finish(response)
+        self._client_requests.discard(owner)
+
+    async def _invite_dialog_response(
+        self, owner: ClientRequest, invite: Request, response: Response
+    ) -> None:
+        did = dialog_id_of_response(response)
+        if did is None:
+            return
+        dialog = self._dialogs.get(did)
+        if dialog is None:
+            old_ack = self._acks.get(did)
+            if old_ack is not None and old_ack.cseq.seq == invite.cseq.seq:
+                # A retransmitted 2xx of a dialog we ended already: ACK only.
+                await self._deliver_quietly(old_ack)
+                return
+            dialog = Dialog.from_uac(invite, response)
+            self._add_dialog(dialog)
+            owner.dialogs.append(dialog)
+        else:
+            dialog.update_from_response(response, "INVITE")
+        if response.status < 200:
+            return
+        # 13.2.2.4: the UAC core sends the ACK itself, once per 2xx,
+        # including every retransmission of it.
+        ack = self._acks.get(did)
+        if ack is None or ack.cseq.seq != invite.cseq.seq:
+            ack = dialog.create_ack(invite.cseq.seq, _auth_headers(invite))
+            self._acks[did] = ack
+        await self._deliver_quietly(ack)
+        final = owner.final
+        if final is not None:
+            if final.is_success and dialog_id_of_response(final) == did:
+                return  # a retransmission of the 2xx the caller has
+            # 13.2.2.4: a 2xx from another fork; ended unless wanted.
+            if owner.keep_forks:
+                if dialog not in owner.forks:
+                    owner.forks.append(dialog)
+                return
+            self._spawn(lambda: self._bye(dialog))
+            return
+        if owner._cancel_wanted:
+            # The 2xx crossed our CANCEL (9.1): the call is not wanted any
+            # more, so it is acknowledged and ended at once (15).
+            owner._finish(response)
+            self._client_requests.discard(owner)
+            self._spawn(lambda: self._bye(dialog))
+
+    async def _retry_with_auth(self, owner: ClientRequest, response: Response) -> bool:
+        source = owner.credentials
+        if source is None:
+            return False
+        header = "www-authenticate" if response.status == 401 else "proxy-authenticate"
+        challenges = [
+            c for value in response.headers.get_all(header) for c in parse_challenges(value)
+        ]
+        challenge = choose_challenge(challenges)
+        if challenge is None:
+            return False
+        # One retry per challenge: a second one for the same realm means the
+        # credentials are wrong, unless the server only says the nonce went
+        # stale (RFC 3261 22.2, RFC 7616 3.3).
+        if challenge.realm in owner._answered_realms and not challenge.stale:
+            return False
+        creds = source(challenge.realm) if callable(source) else source
+        if creds is None:
+            return False
+        owner._answered_realms.add(challenge.realm)
+        old = owner.request
+        request = _resend_copy(old)
+        nc = self._nonce_counts.get(challenge.nonce, 0) + 1
+        self._nonce_counts[challenge.nonce] = nc
+        credentials = authorize(
+            challenge,
+            username=creds[0],
+            password=creds[1],
+            method=request.method,
+            uri=request.uri_text,
+            body=request.body,
+            nc=nc,
+        )
+        name = "Authorization" if response.status == 401 else "Proxy-Authorization"
+        request.headers.add(name, str(credentials))
+        owner.request = request
+        await self._send_new(owner, request)
+        return True
+
+    async def _redirect(self, owner: ClientRequest, response: Response) -> bool:
+        contacts = response.contacts
+        if not contacts or owner._redirects >= _MAX_REDIRECTS:
+            return False
+        owner._redirects += 1
+        request = _resend_copy(owner.request)
+        # 8.1.3.4: the new request goes to the Contact, as a new transaction.
+        request.uri = contacts[0].uri.replace(headers=())
+        request.headers.remove("contact")
+        owner.request = request
+        await self._send_new(owner, request)
+        return True
+
+    # ----- receiving ------------------------------------------------------------------
+
+    async def receive(self, packet: Request | Response, leg: Leg, from_addr: Address) -> None:
+        """The Dispatcher's receiver entry point: one packet from ``leg``."""
+        if isinstance(packet, Response):
+            await self._on_response(packet)
+        else:
+            await self._on_request(packet, leg, from_addr)
+
+    async def _on_response(self, response: Response) -> None:
+        tx = self._client.get(client_key(response))
+        if tx is not None:
+            await self._feed_client(tx, response_received(response))
+            return
+        if response.cseq.method == "INVITE" and 200 <= response.status < 300:
+            # A 2xx retransmitted after the transaction ended (or one from a
+            # fork that came late): ACK it again from the dialog (13.2.2.4).
+            did = dialog_id_of_response(response)
+            ack = self._acks.get(did) if did is not None else None
+            if ack is not None and ack.cseq.seq == response.cseq.seq:
+                await self._deliver_quietly(ack)
+
+    async def _on_request(self, request: Request, leg: Leg, source: Address) -> None:
+        self._received += 1
+        method = request.method
+        key = server_key(request)
+        tx = self._server.get(key)
+        if method == "ACK":
+            if tx is not None and isinstance(tx.machine, ServerInviteTransaction):
+                await self._feed_server(tx, AckReceived(request))
+            else:
+                self._ack_for_2xx(request)
+            return
+        if tx is not None:
+            await self._feed_server(tx, RequestRetransmitted(request))
+            return
+        machine = server_transaction(
+            request, reliable=leg.reliable, config=self.config, send_trying=False
+        )
+        tx = _ServerTx(machine, leg, source, new_tag())
+        self._server[key] = tx
+        await self._perform_server(tx, machine.start())
+
+    def _ack_for_2xx(self, ack: Request) -> None:
+        did = dialog_id_of_request(ack)
+        if did is None:
+            return
+        pending = self._pending_2xx.pop((did, ack.cseq.seq), None)
+        if pending is not None:
+            pending.acked.set()
+            pending.scope.cancel()
+
+    async def _feed_server(self, tx: _ServerTx, event: Event) -> None:
+        await self._perform_server(tx, tx.machine.handle(event))
+
+    async def _perform_server(self, tx: _ServerTx, actions: list[Action]) -> None:
+        for action in actions:
+            match action:
+                case Transmit(message=message) | Retransmit(message=message):
+                    assert isinstance(message, Response)  # a server transaction sends responses
+                    await self._deliver_quietly(message, tx.leg)
+                case ArmTimer(timer=timer, delay=delay):
+                    self._arm(tx, timer, delay)
+                case CancelTimer(timer=timer):
+                    scope = tx.timers.pop(timer, None)
+                    if scope is not None:
+                        scope.cancel()
+                case PassToTU(message=message) if isinstance(message, Request):
+                    if message.method == "ACK":
+                        self._ack_for_2xx(message)
+                    else:
+                        await self._new_request(tx, message)
+                case InformTU(reason=reason):
+                    log.info("server transaction %r failed: %s", tx.machine, reason.value)
+                case Terminate():
+                    if self._server.get(tx.machine.key) is tx:
+                        del self._server[tx.machine.key]
+                    if tx.trying is not None:
+                        tx.trying.cancel()
+                case _:
+                    log.debug("server transaction action %r ignored", action)
+
+    async def _reject(
+        self, tx: _ServerTx, status: int, headers: Iterable[tuple[str, str]] = ()
+    ) -> None:
+        self._rejected += 1
+        await self._respond(tx, status, headers=headers)
+
+    async def _new_request(self, tx: _ServerTx, request: Request) -> None:
+        method = request.method
+        if method == "CANCEL":
+            await self._on_cancel(tx, request)
+            return
+        did = dialog_id_of_request(request)
+        if did is not None:
+            dialog = self._dialogs.get(did)
+            if dialog is None:
+                # 12.2.2: a request with a To tag that matches no dialog.
+                await self._reject(tx, 481)
+                return
+            if dialog.check_request(request) is not None:
+                # 12.2.2: CSeq lower than the last one; 14.2 adds Retry-After.
+                await self._reject(tx, 500, [("Retry-After", str(secrets.randbelow(10) + 1))])
+                return
+            tx.dialog = dialog
+            if method == "INVITE" and self._our_invite_pending(dialog):
+                # 14.2: an INVITE while one of ours is pending in this dialog is glare.
+                await self._reject(tx, 491)
+                return
+            if method == "INVITE" and self._their_invite_pending(dialog, tx):
+                # 14.2: a second INVITE before the first had its final response.
+                await self._reject(tx, 500, [("Retry-After", str(secrets.randbelow(10) + 1))])
+                return
+            if method == "BYE":
+                await self._respond(tx, 200)
+                self._end_dialog(dialog)
+                return
+        if method == "OPTIONS":
+            await self._respond(tx, 200, headers=self._capabilities())
+            return
+        if method not in self.allow:
+            if method in KNOWN_METHODS:
+                await self._reject(tx, 405, [("Allow", ", ".join(self.allow))])
+            else:
+                await self._reject(tx, 501)
+            return
+        try:
+            self._in_send.send_nowait(request)
+        except (anyio.WouldBlock, anyio.ClosedResourceError):
+            await self._reject(tx, 503, [("Retry-After", "5")])
+            return
+        if method == "INVITE":
+            scope = anyio.CancelScope()
+            tx.trying = scope
+            self._task_group().start_soon(self._trying_after_delay, tx, scope)
+
+    def _our_invite_pending(self, dialog: Dialog) -> bool:
+        for tx in self._client.values():
+            machine = tx.machine
+            if (
+                isinstance(machine, ClientInviteTransaction)
+                and machine.state in (ClientInviteState.CALLING, ClientInviteState.PROCEEDING)
+                and _uac_dialog_id(machine.request) == dialog.id
+            ):
+                return True
+        return False
+
+    def _their_invite_pending(self, dialog: Dialog, this: _ServerTx) -> bool:
+        for tx in self._server.values():
+            machine = tx.machine
+            if (
+                tx is not this
+                and tx.dialog is dialog
+                and isinstance(machine, ServerInviteTransaction)
+                and machine.state is ServerInviteState.PROCEEDING
+            ):
+                return True
+        return False
+
+    async def _trying_after_delay(self, tx: _ServerTx, scope: anyio.CancelScope) -> None:
+        with scope:
+            await anyio.sleep(self.trying_delay)
+            machine = tx.machine
+            if machine.state is ServerInviteState.PROCEEDING and machine.last_response is None:
+                await self._respond(tx, 100)
+
+    def _capabilities(self) -> list[tuple[str, str]]:
+        headers = [("Allow", ", ".join(self.allow))]
+        if self.accept:
+            headers.append(("Accept", ", ".join(self.accept)))
+        if self.supported:
+            headers.append(("Supported", ", ".join(self.supported)))
+        return headers
+
+    async def _on_cancel(self, tx: _ServerTx, cancel: Request) -> None:
+        target = self._server.get(cancel_target_key(cancel))
+        if target is None or not isinstance(target.machine, ServerInviteTransaction):
+            # 9.2: no matching transaction.
+            await self._respond(tx, 481)
+            return
+        await self._respond(tx, 200)
+        target.cancelled.set()
+        if target.machine.state is ServerInviteState.PROCEEDING:
+            # 9.2: the INVITE is answered 487 unless it had its final response.
+            await self._respond(target, 487)
+
+    async def _respond(
+        self,
+        tx: _ServerTx,
+        status: int,
+        reason: str | None = None,
+        *,
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+    ) -> Response:
+        request = tx.machine.request
+        response = make_response(
+            request,
+            status,
+            reason,
+            to_tag=tx.local_tag if status > 100 else None,
+            headers=headers,
+            body=body,
+        )
+        if self.user_agent and status > 100:
+            response.headers.add("Server", self.user_agent)
+        creates = request.method in DIALOG_CREATING_METHODS and 101 <= status <= 299
+        if creates:
+            contact = self._add_contact(response, tx.leg)
+            self._uas_dialog(tx, response, contact)
+        if status >= 200 and tx.trying is not None:
+            tx.trying.cancel()
+        await self._feed_server(tx, response_from_tu(response))
+        if status >= 300 and tx.dialog is not None and tx.dialog.state is DialogState.EARLY:
+            self._end_dialog(tx.dialog)  # 12.3: a non-2xx final ends the early dialog
+        if creates and status >= 200 and request.method == "INVITE" and tx.dialog is not None:
+            pending = _Pending2xx(response, tx.dialog)
+            self._pending_2xx[(tx.dialog.id, request.cseq.seq)] = pending
+            self._task_group().start_soon(self._retransmit_2xx, tx, pending)
+        return response
+
+    def _uas_dialog(self, tx: _ServerTx, response: Response, contact: NameAddr) -> None:
+        request = tx.machine.request
+        if tx.dialog is not None:
+            # A target refresh inside the dialog: our Contact may change.
+            tx.dialog.local_contact = contact
+            return
+        try:
+            dialog = Dialog.from_uas(
+                request, tx.local_tag, confirmed=response.status >= 200, local_contact=contact
+            )
+        except SIPError as exc:
+            log.info("no dialog for %s: %s", request.summary(), exc)
+            return
+        existing = self._dialogs.get(dialog.id)
+        if existing is not None:
+            if response.status >= 200:
+                existing.state = dialog.state
+            tx.dialog = existing
+            return
+        self._add_dialog(dialog)
+        tx.dialog = dialog
+
+    async def _retransmit_2xx(self, tx: _ServerTx, pending: _Pending2xx) -> None:
+        # 13.3.1.4: the 2xx goes again at T1, 2*T1 ... up to T2 until the ACK;
+        # without an ACK after 64*T1 the dialog is confirmed and then ended.
+        key = (pending.dialog.id, tx.machine.request.cseq.seq)
+        with pending.scope:
+            with anyio.move_on_after(self.config.duration(Timer.H)):
+                intervals = retransmit_intervals(RetransmitKind.INVITE_2XX_RESPONSE, self.config)
+                while True:
+                    await anyio.sleep(next(intervals))
+                    if tx.leg.reliable:
+                        continue
+                    machine = tx.machine
+                    if not machine.terminated and machine.state is ServerInviteState.ACCEPTED:
+                        await self._feed_server(tx, response_from_tu(pending.response))
+                    else:
+                        await self._deliver_quietly(pending.response, tx.leg)
+            if self._pending_2xx.get(key) is pending:
+                del self._pending_2xx[key]
+            log.info("no ACK for %s: ending the dialog", pending.response.summary())
+            await self._bye(pending.dialog)
+
+    async def _forget_ack(self, did: DialogId) -> None:
+        await anyio.sleep(self.config.duration(Timer.M))
+        self._acks.pop(did, None)
+
+    # ----- dialogs --------------------------------------------------------------------
+
+    def _add_dialog(self, dialog: Dialog) -> None:
+        self._dialogs[dialog.id] = dialog
+        self._dialog_ended[dialog.id] = anyio.Event()
+
+    def _end_dialog(self, dialog: Dialog) -> None:
+        dialog.terminate()
+        self._dialogs.pop(dialog.id, None)
+        if dialog.id in self._acks:
+            # The ACK stays for 64*T1 (Timer M): a late 2xx retransmission
+            # still gets it, and no new dialog.
+            self._spawn(lambda: self._forget_ack(dialog.id))
+        event = self._dialog_ended.pop(dialog.id, None)
+        if event is not None:
+            event.set()
+
+
+def _uac_dialog_id(request: Request) -> DialogId | None:
+    # The dialog of our own in-dialog request: From tag local, To tag remote.
+    to_tag = request.to.tag
+    if to_tag is None:
+        return None
+    return DialogId(request.call_id, (request.from_.tag or "").lower(), to_tag.lower())
+
+
+def _auth_headers(request: Request) -> list[tuple[str, str]]:
+    # 22.1/13.2.2.4: the ACK for a 2xx repeats the INVITE's credentials.
+    return [
+        (name, request.headers.get_all(name)[0])
+        for name in ("Authorization", "Proxy-Authorization")
+        if name.lower() in request.headers
+    ]
+
+
+def _resend_copy(request: Request) -> Request:
+    """``request`` again as a new transaction: no Via, CSeq one higher (8.1.3.5)."""
+    headers = request.headers.copy()
+    headers.remove("via")
+    headers.remove("authorization")
+    headers.remove("proxy-authorization")
+    cseq = request.cseq
+    headers.set("CSeq", str(CSeq(cseq.seq + 1, cseq.method)))
+    return Request(request.method, request.uri, headers, request.body)

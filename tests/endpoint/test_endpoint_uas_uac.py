@@ -1,0 +1,176 @@
+"""Two Endpoints calling each other over loopback, on both backends, in virtual time."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from trio_sip.endpoint import DialogState, Endpoint
+from trio_sip.message import Request
+
+from ._helpers import BOUND, answer, running_endpoint, serve, uri_of
+
+pytestmark = [pytest.mark.anyio, pytest.mark.virtual_time]
+
+
+@pytest.mark.parametrize("proto", ["udp", "tcp"])
+async def test_call_and_bye(proto: str) -> None:
+    async with (
+        running_endpoint(proto) as uas,
+        running_endpoint(proto) as uac,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(serve, uas, answer)
+        with anyio.fail_after(BOUND):
+            call = await uac.new_request("INVITE", uri_of(uas))
+            provisionals = [r.status async for r in call.provisionals()]
+            final = await call.wait_final()
+        assert final.status == 200
+        assert 180 in provisionals
+        dialog = call.dialogs[0]
+        assert dialog.state is DialogState.CONFIRMED
+        assert dialog.remote_target.port == uas.dispatcher.legs[0].port
+        (theirs,) = uas.dialogs
+        assert theirs.id == (dialog.call_id, dialog.remote_tag, dialog.local_tag)
+        with anyio.fail_after(BOUND):
+            bye = await uac.request(dialog, "BYE")
+            await uas.wait_dialog_ended(theirs)
+        assert bye.status == 200
+        assert uac.dialogs == ()
+        assert uas.dialogs == ()
+        assert uas.statistics().pending_2xx == 0  # the ACK arrived
+        tg.cancel_scope.cancel()
+
+
+async def test_options_answered_by_the_endpoint() -> None:
+    async with running_endpoint(supported=("timer",)) as uas, running_endpoint() as uac:
+        with anyio.fail_after(BOUND):
+            response = await uac.request(uri_of(uas), "OPTIONS")
+        assert response.status == 200
+        assert "INVITE" in (response.headers.get("allow") or "")
+        assert response.headers.get("accept") == "application/sdp"
+        assert response.headers.get("supported") == "timer"
+        assert response.to.tag is not None
+
+
+@pytest.mark.parametrize(("method", "status"), [("SUBSCRIBE", 405), ("FROBNICATE", 501)])
+async def test_unknown_and_unsupported_methods(method: str, status: int) -> None:
+    async with running_endpoint() as uas, running_endpoint() as uac:
+        with anyio.fail_after(BOUND):
+            response = await uac.request(uri_of(uas), method)
+        assert response.status == status
+        if status == 405:
+            assert "BYE" in (response.headers.get("allow") or "")
+
+
+async def test_in_dialog_request_without_dialog_gets_481() -> None:
+    async with (
+        running_endpoint() as uas,
+        running_endpoint() as uac,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(serve, uas, answer)
+        with anyio.fail_after(BOUND):
+            call = await uac.new_request("INVITE", uri_of(uas))
+            assert (await call.wait_final()).status == 200
+            dialog = call.dialogs[0]
+            # The callee forgets the call: our BYE then belongs to no dialog.
+            for theirs in uas.dialogs:
+                uas._end_dialog(theirs)
+            bye = await uac.request(dialog, "BYE")
+        assert bye.status == 481
+        tg.cancel_scope.cancel()
+
+
+async def test_cseq_going_backwards_gets_500_with_retry_after() -> None:
+    async with (
+        running_endpoint() as uas,
+        running_endpoint() as uac,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(serve, uas, answer)
+        with anyio.fail_after(BOUND):
+            call = await uac.new_request("INVITE", uri_of(uas))
+            await call.wait_final()
+            dialog = call.dialogs[0]
+            assert (await uac.request(dialog, "INFO")).status == 200
+            assert dialog.local_seq is not None
+            dialog.local_seq -= 5
+            response = await uac.request(dialog, "INFO")
+        assert response.status == 500
+        assert response.headers.get("retry-after") is not None
+        tg.cancel_scope.cancel()
+
+
+async def test_100_trying_after_200ms_when_the_application_is_slow() -> None:
+    async def slow(ep: Endpoint, request: Request) -> None:
+        await anyio.sleep(1)
+        await ep.respond(request, 486)
+
+    async with (
+        running_endpoint() as uas,
+        running_endpoint() as uac,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(serve, uas, slow)
+        with anyio.fail_after(BOUND):
+            call = await uac.new_request("INVITE", uri_of(uas))
+            start = anyio.current_time()
+            times = [(r.status, anyio.current_time() - start) async for r in call.provisionals()]
+            final = await call.wait_final()
+        assert final.status == 486
+        assert times == [(100, pytest.approx(0.2, abs=0.01))]
+        tg.cancel_scope.cancel()
+
+
+async def test_no_100_trying_when_answered_at_once() -> None:
+    async with (
+        running_endpoint() as uas,
+        running_endpoint() as uac,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(serve, uas, answer)
+        with anyio.fail_after(BOUND):
+            call = await uac.new_request("INVITE", uri_of(uas))
+            statuses = [r.status async for r in call.provisionals()]
+        assert statuses == [180]
+        tg.cancel_scope.cancel()
+
+
+async def test_cancel_by_the_caller_scope_gives_487() -> None:
+    seen: list[Request] = []
+
+    async def ring(ep: Endpoint, request: Request) -> None:
+        await ep.respond(request, 180)
+
+    async with (
+        running_endpoint() as uas,
+        running_endpoint() as uac,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(serve, uas, ring, seen)
+        call = await uac.new_request("INVITE", uri_of(uas))
+        with anyio.move_on_after(5) as ring_timeout:
+            await call.wait_final()
+        assert ring_timeout.cancelled_caught
+        with anyio.fail_after(BOUND):
+            final = await call.wait_final()
+        assert final.status == 487
+        assert uas.was_cancelled(seen[0])
+        assert uac.dialogs == ()
+        tg.cancel_scope.cancel()
+
+
+async def test_leaving_the_endpoint_sends_bye() -> None:
+    async with running_endpoint() as uas, anyio.create_task_group() as tg:
+        tg.start_soon(serve, uas, answer)
+        async with running_endpoint() as uac:
+            with anyio.fail_after(BOUND):
+                call = await uac.new_request("INVITE", uri_of(uas))
+                await call.wait_final()
+            (theirs,) = uas.dialogs
+            start = anyio.current_time()
+        with anyio.fail_after(1):
+            await uas.wait_dialog_ended(theirs)
+        assert anyio.current_time() - start < 1
+        tg.cancel_scope.cancel()
