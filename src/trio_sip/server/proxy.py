@@ -194,18 +194,30 @@ class StatelessProxy:
                 request.uri = URI.parse(bindings[0].contact)
         await self._forward(request, leg)
 
-    def _branch(self, request: Request, leg: Leg) -> str:
-        # Section 16.11: a stateless proxy's branch is a function of the
-        # request, so that retransmissions match. The incoming top Via (with
-        # its branch) names the transaction; CANCEL and the non-2xx ACK carry
-        # the same one as their INVITE. The Request-URI after routing makes
-        # a spiral (same request, new target) a new branch, not a loop.
-        via = request.headers.first_value("via") or ""
-        data = f"{via}|{request.uri_text}|{leg.proto}:{leg.port}"
+    def _branch(self, request: Request, leg: Leg) -> tuple[str, str]:
+        """Our branch for ``request`` leaving on ``leg``, and its loop-detection part.
+
+        Section 16.11: a stateless proxy's branch is a function of the
+        request, so that retransmissions get the same one. The first half
+        hashes the incoming top Via (its branch names the transaction; CANCEL
+        and the non-2xx ACK carry their INVITE's) and the leg. The second
+        half hashes what a looping request keeps on every turn (section 16.6
+        step 8: Request-URI, From, Call-ID, CSeq number); a spiral, with a
+        new Request-URI, gets a new one.
+        """
+        headers = request.headers
+        via = headers.first_value("via") or ""
         if not request.top_via.has_magic_cookie:
-            data += f"|{request.call_id}|{request.cseq.seq}"
-        digest = hashlib.blake2b(data.encode("utf-8", "surrogateescape"), digest_size=12)
-        return MAGIC_COOKIE + digest.hexdigest()
+            via += f"|{request.call_id}|{request.cseq.seq}"
+        first = hashlib.blake2b(
+            f"{via}|{leg.proto}:{leg.port}".encode("utf-8", "surrogateescape"), digest_size=8
+        )
+        invariant = (
+            f"{request.uri_text}|{headers.get('from')}|{headers.get('call-id')}|{request.cseq.seq}"
+        )
+        loop = hashlib.blake2b(invariant.encode("utf-8", "surrogateescape"), digest_size=8)
+        loop_part = loop.hexdigest()
+        return f"{MAGIC_COOKIE}{first.hexdigest()}{loop_part}", loop_part
 
     async def _targets(self, request: Request) -> list[Target]:
         # The Dispatcher's routing: outgoing proxy, Route/URI via domain2proxy, RFC 3263.
@@ -231,9 +243,9 @@ class StatelessProxy:
             out_leg = self._leg_for(target, in_leg)
             if out_leg is None:
                 continue
-            branch = self._branch(request, out_leg)
-            # Section 16.3 step 4: our own branch already in a Via is a loop.
-            if any(branch in value for value in headers.get_all("via")):
+            branch, loop_part = self._branch(request, out_leg)
+            # Section 16.3 step 4: the request passed here before, unchanged: a loop.
+            if any(loop_part in value for value in headers.get_all("via")):
                 if request.method != "ACK":
                     await self._reply(request, 482, in_leg)
                 return
