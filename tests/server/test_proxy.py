@@ -207,3 +207,62 @@ async def test_response_that_is_not_ours_to_forward_is_dropped() -> None:
         await anyio.sleep(0.2)
         assert proxy.statistics().dropped == 1
         assert caller.arrivals == []
+
+
+async def _read_message(stream: anyio.abc.ByteStream) -> Request | Response:
+    data = b""
+    with anyio.fail_after(10):
+        while b"\r\n\r\n" not in data:
+            data += await stream.receive()
+    message = parse_message(data)
+    assert isinstance(message, Request | Response)
+    return message
+
+
+async def test_udp_in_tcp_out_with_double_record_route_and_the_way_back() -> None:
+    legs = ("udp:127.0.0.1:0", "tcp:127.0.0.1:0")
+    async with running(legs, record_route=True) as (caller, _callee, proxy, disp):
+        udp_leg, tcp_leg = disp.legs
+        listener = (await anyio.create_tcp_listener(local_host="127.0.0.1")).listeners[0]
+        assert isinstance(listener, anyio.abc.SocketListener)
+        tcp_port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        async with listener:
+            data = invite(
+                caller,
+                f"sip:bob@127.0.0.1:{tcp_port};transport=tcp",
+                f"Contact: <sip:alice@127.0.0.1:{caller.port}>",
+            )
+            await caller.send(data, udp_leg.address)
+            with anyio.fail_after(10):
+                stream = await listener.accept()
+            async with stream:
+                request = await _read_message(stream)
+                assert isinstance(request, Request)
+                assert request.top_via.transport == "TCP"
+                assert tcp_leg.is_our_via(request.top_via)
+                # One Record-Route per leg: the callee's side on top.
+                assert [str(r.uri) for r in request.record_routes] == [
+                    f"sip:127.0.0.1:{tcp_leg.port};transport=tcp;lr",
+                    f"sip:127.0.0.1:{udp_leg.port};lr",
+                ]
+                ok = make_response(request, 200, to_tag="t9")
+                await stream.send(bytes(ok))
+                response = final((await caller.wait_for(1))[0].message)
+                assert response.status == 200
+                assert len(response.via) == 1
+                # In-dialog BYE from the callee along its route set, over TCP.
+                routes = ", ".join(f"<{r.uri}>" for r in request.record_routes)
+                bye = (
+                    f"BYE sip:alice@127.0.0.1:{caller.port} SIP/2.0\r\n"
+                    f"Via: SIP/2.0/TCP 127.0.0.1:{tcp_port};branch=z9hG4bKbye\r\n"
+                    f"Route: {routes}\r\nMax-Forwards: 70\r\n"
+                    "From: <sip:bob@example.com>;tag=t9\r\nTo: <sip:alice@example.com>;tag=a1\r\n"
+                    "Call-ID: call-1\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
+                )
+                await stream.send(bye.encode())
+                arrived = (await caller.wait_for(2))[1].message
+                assert isinstance(arrived, Request)
+                assert arrived.method == "BYE"
+                assert "route" not in arrived.headers
+                assert udp_leg.is_our_via(arrived.top_via)
+    assert proxy.statistics().requests_forwarded == 2
