@@ -410,11 +410,12 @@ class Endpoint:
                     tg.start_soon(self._bye, dialog)
 
     async def _bye(self, dialog: Dialog) -> None:
+        if dialog.id not in self._dialogs:
+            return  # ended meanwhile (a BYE from the peer, or ours)
         try:
             await self.request(dialog, "BYE")
-        except (DeliveryError, SIPError) as exc:
+        except SIPError as exc:
             log.info("BYE for %s failed: %s", dialog.id, exc)
-        self._end_dialog(dialog)
 
     def _spawn(self, fn: Callable[[], Any]) -> None:
         if self._tg is not None:
@@ -434,8 +435,11 @@ class Endpoint:
         :meth:`respond` (BYE, OPTIONS and the requests the Endpoint rejects
         itself never show up here).
         """
-        async for request in self._in_receive:
-            yield request
+        try:
+            async for request in self._in_receive:
+                yield request
+        except anyio.ClosedResourceError:
+            return  # the Endpoint closed while we waited
 
     async def respond(
         self,
@@ -530,6 +534,10 @@ class Endpoint:
         )
         self._client_requests.add(client)
         await self._send_new(client, request)
+        if isinstance(target, Dialog) and method == "BYE":
+            # 15.1.1: the session is over as soon as the BYE is on its way;
+            # its response is matched by the transaction, not the dialog.
+            self._end_dialog(target)
         return client
 
     async def request(self, target: URI | str | Dialog, method: str, **kwargs: Any) -> Response:

@@ -1,0 +1,260 @@
+"""The Endpoint against raw peers: RFC timers, 2xx/ACK handling, CANCEL race, forking.
+
+Virtual time on both backends: a 32-second Timer B takes milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import anyio
+import anyio.abc
+import pytest
+from tests.dispatcher._peer import UDPPeer, raw_request, udp_peer
+
+from trio_sip.endpoint import DialogState, Endpoint
+from trio_sip.message import Request, Response, make_response, parse_message
+
+from ._helpers import BOUND, running_endpoint, serve
+
+pytestmark = [pytest.mark.anyio, pytest.mark.virtual_time]
+
+# RFC 3261 17.1.1.2 and 17.1.2.2 with T1 = 0.5 s, T2 = 4 s: when the request leaves.
+INVITE_TIMES = [0, 0.5, 1.5, 3.5, 7.5, 15.5, 31.5]
+NON_INVITE_TIMES = [0, 0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5]
+# 13.3.1.4: the 2xx goes again at T1, 2*T1 ... capped at T2, for 64*T1.
+TWO_XX_TIMES = [0, 0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5]
+
+
+@dataclass
+class TCPSink:
+    """A TCP listener that reads everything and never answers."""
+
+    port: int
+    chunks: list[tuple[float, bytes]] = field(default_factory=list)
+
+
+@asynccontextmanager
+async def tcp_sink(tg: anyio.abc.TaskGroup) -> AsyncIterator[TCPSink]:
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        sink = TCPSink(port)
+
+        async def handle(stream: anyio.abc.SocketStream) -> None:
+            async with stream:
+                async for data in stream:
+                    sink.chunks.append((anyio.current_time(), data))
+
+        tg.start_soon(listener.serve, handle)
+        yield sink
+
+
+@pytest.mark.parametrize(
+    ("method", "times"), [("INVITE", INVITE_TIMES), ("OPTIONS", NON_INVITE_TIMES)]
+)
+async def test_timer_b_and_f_over_udp(method: str, times: list[float]) -> None:
+    async with anyio.create_task_group() as tg, udp_peer(tg) as peer, running_endpoint() as ep:
+        peer.start = start = anyio.current_time()
+        with anyio.fail_after(BOUND):
+            call = await ep.new_request(method, f"sip:x@127.0.0.1:{peer.port}")
+            final = await call.wait_final()
+        assert final.status == 408
+        assert anyio.current_time() - start == pytest.approx(32.0)
+        assert peer.times() == times
+        assert {a.message.top_via.branch for a in peer.arrivals} == {call.request.top_via.branch}
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("method", ["INVITE", "OPTIONS"])
+async def test_timer_b_and_f_over_tcp(method: str) -> None:
+    async with anyio.create_task_group() as tg, tcp_sink(tg) as sink, running_endpoint("tcp") as ep:
+        start = anyio.current_time()
+        with anyio.fail_after(BOUND):
+            call = await ep.new_request(method, f"sip:x@127.0.0.1:{sink.port};transport=tcp")
+            final = await call.wait_final()
+        # Nothing is retransmitted over TCP, but the transaction still times out.
+        assert final.status == 408
+        assert anyio.current_time() - start == pytest.approx(32.0)
+        data = b"".join(chunk for _, chunk in sink.chunks)
+        assert data.count(f"{method} sip:".encode()) == 1
+        tg.cancel_scope.cancel()
+
+
+def _answer(request: Request, status: int, tag: str, peer_port: int) -> bytes:
+    contact = [("Contact", f"<sip:peer@127.0.0.1:{peer_port}>")] if status < 300 else []
+    return bytes(make_response(request, status, to_tag=tag, headers=contact))
+
+
+async def _next(index: int, peer: UDPPeer) -> Request:
+    """The ``index``-th packet the peer got, once it is there (a request)."""
+    arrivals = await peer.wait_for(index + 1)
+    message = arrivals[index].message
+    assert isinstance(message, Request)
+    return message
+
+
+async def test_retransmitted_2xx_is_acked_again() -> None:
+    async with anyio.create_task_group() as tg, udp_peer(tg) as peer, running_endpoint() as ep:
+        with anyio.fail_after(BOUND):
+            call = await ep.new_request("INVITE", f"sip:x@127.0.0.1:{peer.port}")
+            invite = await _next(0, peer)
+            source = peer.arrivals[0].source
+            ok = _answer(invite, 200, "t1", peer.port)
+            await peer.send(ok, source)
+            assert (await call.wait_final()).status == 200
+            ack1 = await _next(1, peer)
+            await anyio.sleep(1)
+            await peer.send(ok, source)  # the UAS did not see our ACK
+            ack2 = await _next(2, peer)
+            await anyio.sleep(40)  # past Timer M: the transaction is gone, the dialog stays
+            await peer.send(ok, source)
+            ack3 = await _next(3, peer)
+        for ack in (ack1, ack2, ack3):
+            assert ack.method == "ACK"
+            assert ack.cseq.seq == invite.cseq.seq
+            assert ack.to.tag == "t1"
+            assert ack.uri.port == peer.port  # 13.2.2.4: to the remote target
+        assert ack1.top_via.branch != invite.top_via.branch  # 2xx ACK: own transaction
+        assert ack2.top_via.branch == ack1.top_via.branch
+        assert len(peer.arrivals) == 4
+        tg.cancel_scope.cancel()
+
+
+async def test_missing_ack_retransmits_2xx_then_byes() -> None:
+    async def answer_ok(ep: Endpoint, request: Request) -> None:
+        await ep.respond(request, 200)
+
+    async with (
+        anyio.create_task_group() as tg,
+        udp_peer(tg) as peer,
+        running_endpoint() as ep,
+    ):
+        tg.start_soon(serve, ep, answer_ok)
+        leg = ep.dispatcher.legs[0]
+        peer.start = anyio.current_time()
+        await peer.send(raw_request("INVITE", peer.address, branch="z9hG4bKnoack"), leg.address)
+        with anyio.fail_after(BOUND):
+            arrivals = await peer.wait_for(len(TWO_XX_TIMES) + 1)
+        oks = [a for a in arrivals if isinstance(a.message, Response)]
+        byes = [a for a in arrivals if isinstance(a.message, Request)]
+        assert [round(a.time - peer.start, 6) for a in oks] == TWO_XX_TIMES
+        assert all(a.message.status == 200 for a in oks)
+        assert len(byes) == 1
+        bye = byes[0].message
+        assert isinstance(bye, Request)
+        assert bye.method == "BYE"
+        assert byes[0].time - peer.start == pytest.approx(32.0)
+        assert bye.to.tag == "a1"  # the caller's tag is the remote one
+        assert ep.dialogs == ()
+        tg.cancel_scope.cancel()
+
+
+async def test_ack_stops_2xx_retransmission() -> None:
+    async def answer_ok(ep: Endpoint, request: Request) -> None:
+        await ep.respond(request, 200)
+
+    async with anyio.create_task_group() as tg, udp_peer(tg) as peer, running_endpoint() as ep:
+        tg.start_soon(serve, ep, answer_ok)
+        leg = ep.dispatcher.legs[0]
+        await peer.send(raw_request("INVITE", peer.address, branch="z9hG4bKack"), leg.address)
+        with anyio.fail_after(BOUND):
+            ok = (await peer.wait_for(1))[0].message
+        assert isinstance(ok, Response)
+        ack = (
+            f"ACK sip:ep@127.0.0.1:{leg.port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{peer.port};branch=z9hG4bKack2\r\n"
+            f"From: <sip:alice@example.com>;tag=a1\r\nTo: {ok.headers.get('to')}\r\n"
+            f"Call-ID: c1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+        await peer.send(ack.encode(), leg.address)
+        await anyio.sleep(60)
+        assert len(peer.arrivals) == 1  # neither a retransmission nor a BYE
+        (dialog,) = ep.dialogs
+        assert dialog.state is DialogState.CONFIRMED
+        assert ep.statistics().pending_2xx == 0
+        tg.cancel_scope.cancel()
+
+
+async def test_cancel_crossing_200_acks_and_byes() -> None:
+    async with anyio.create_task_group() as tg, udp_peer(tg) as peer, running_endpoint() as ep:
+        with anyio.fail_after(BOUND):
+            call = await ep.new_request("INVITE", f"sip:x@127.0.0.1:{peer.port}")
+            invite = await _next(0, peer)
+            source = peer.arrivals[0].source
+            await peer.send(_answer(invite, 180, "t1", peer.port), source)
+            await anyio.sleep(0.1)
+            await call.cancel()
+            cancel = await _next(1, peer)
+            # The 200 for the INVITE was already on its way: CANCEL gets 200, no 487.
+            await peer.send(_answer(invite, 200, "t1", peer.port), source)
+            await peer.send(bytes(make_response(cancel, 200, to_tag="t1")), source)
+            final = await call.wait_final()
+            ack = await _next(2, peer)
+            bye = await _next(3, peer)
+            await peer.send(bytes(make_response(bye, 200)), source)
+            await anyio.sleep(1)
+        assert cancel.method == "CANCEL"
+        assert cancel.top_via.branch == invite.top_via.branch
+        assert final.status == 200
+        assert (ack.method, bye.method) == ("ACK", "BYE")
+        assert bye.to.tag == "t1"
+        assert ep.dialogs == ()
+        tg.cancel_scope.cancel()
+
+
+async def test_cancel_waits_for_a_provisional() -> None:
+    async with anyio.create_task_group() as tg, udp_peer(tg) as peer, running_endpoint() as ep:
+        with anyio.fail_after(BOUND):
+            call = await ep.new_request("INVITE", f"sip:x@127.0.0.1:{peer.port}")
+            invite = await _next(0, peer)
+            source = peer.arrivals[0].source
+            await call.cancel()
+            await anyio.sleep(0.2)
+            # 9.1: no CANCEL before a provisional response (only INVITE copies so far).
+            assert {a.message.method for a in peer.arrivals} == {"INVITE"}  # type: ignore[union-attr]
+            await peer.send(_answer(invite, 100, "t1", peer.port), source)
+            while True:
+                last = (await peer.wait_for(len(peer.arrivals) + 1))[-1].message
+                if isinstance(last, Request) and last.method == "CANCEL":
+                    break
+            await peer.send(bytes(make_response(last, 200)), source)
+            await peer.send(_answer(invite, 487, "t1", peer.port), source)
+            final = await call.wait_final()
+        assert final.status == 487
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("keep", [False, True])
+async def test_forking_with_two_2xx(keep: bool) -> None:
+    async with anyio.create_task_group() as tg, udp_peer(tg) as peer, running_endpoint() as ep:
+        with anyio.fail_after(BOUND):
+            call = await ep.new_request("INVITE", f"sip:x@127.0.0.1:{peer.port}", keep_forks=keep)
+            invite = await _next(0, peer)
+            source = peer.arrivals[0].source
+            await peer.send(_answer(invite, 200, "fork1", peer.port), source)
+            await peer.send(_answer(invite, 200, "fork2", peer.port), source)
+            final = await call.wait_final()
+            await anyio.sleep(1)
+        assert final.to.tag == "fork1"
+        sent = [a.message for a in peer.arrivals[1:]]
+        acks = sorted(m.to.tag or "" for m in sent if isinstance(m, Request) and m.method == "ACK")
+        byes = [m.to.tag for m in sent if isinstance(m, Request) and m.method == "BYE"]
+        assert acks == ["fork1", "fork2"]
+        assert [d.remote_tag for d in call.dialogs] == ["fork1", "fork2"]
+        if keep:
+            assert byes == []
+            assert [d.remote_tag for d in call.forks] == ["fork2"]
+            assert len(ep.dialogs) == 2
+        else:
+            assert byes[:1] == ["fork2"]
+            assert [d.remote_tag for d in ep.dialogs] == ["fork1"]
+        tg.cancel_scope.cancel()
+
+
+async def test_2xx_parse_sanity() -> None:
+    # The raw peer's answers are what a real UAS sends: they parse back.
+    req = parse_message(raw_request("INVITE", ("127.0.0.1", 5), branch="z9hG4bKx"))
+    assert isinstance(req, Request)
+    assert parse_message(_answer(req, 200, "t", 5)).to.tag == "t"
