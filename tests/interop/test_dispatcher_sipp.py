@@ -14,7 +14,7 @@ from trio_sip.dispatcher import Dispatcher
 from trio_sip.message import Request, Response, make_response, new_tag
 from trio_sip.transport import Leg
 
-from .peers import Address, Transport, run_sipp
+from .peers import SCENARIOS, Address, Transport, run_sipp
 
 pytestmark = [pytest.mark.anyio, pytest.mark.interop]
 
@@ -66,8 +66,11 @@ async def test_sipp_uac_calls_complete(sipp: str, transport: Transport, lost: fl
         endpoint = AnsweringEndpoint(disp)
         disp.set_receiver(endpoint)
         leg = disp.legs[0]
+        # SIPp's uac flow, but matching responses by transaction: with its
+        # default matching, a retransmitted 200 for the INVITE could pass for
+        # the answer to a BYE that never arrived.
         result = await run_sipp(
-            "uac",
+            SCENARIOS / "uac_txn.xml",
             Address("127.0.0.1", leg.port),
             transport=transport,
             calls=calls,
