@@ -63,6 +63,17 @@ def test_can_deliver_to() -> None:
     assert TCPLeg("::").can_deliver_to(("2001:db8::1", 5060), "TCP")
 
 
+def test_a_connected_socket_reaches_only_its_peer() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.connect(("127.0.0.1", 5099))
+        leg = Leg.create(sock)
+        assert leg.peer == ("127.0.0.1", 5099)
+        assert leg.can_deliver_to(("127.0.0.1", 5099))
+        assert not leg.can_deliver_to(("127.0.0.1", 5098))
+        assert not leg.can_deliver_to(("127.0.0.2", 5099), "udp")
+
+
 def test_via_is_added_and_recognised() -> None:
     leg = UDPLeg("127.0.0.1", 5099)
     req = request("OPTIONS", "sip:bob@127.0.0.1")

@@ -161,8 +161,16 @@ class Leg(abc.ABC):
         sock: socket.socket | None = None,
         advertise: str | None = None,
     ) -> None:
+        #: For a leg made from a connected socket: the only peer it reaches.
+        self.peer: Address | None = None
         if sock is not None:
             host, port = sock.getsockname()[:2]
+            try:
+                peer = sock.getpeername()
+            except OSError:  # not connected: any peer
+                pass
+            else:
+                self.peer = (str(peer[0]), int(peer[1]))
         if not is_ip_literal(host):
             raise ValueError(f"leg address must be an IP address, not {host!r}")
         self.host: str = host
@@ -259,11 +267,15 @@ class Leg(abc.ABC):
         """Whether this leg can send to ``addr`` (over ``proto`` when given).
 
         The protocol must match and the address family must be the leg's.
-        A leg bound to a loopback address only reaches loopback peers.
+        A leg bound to a loopback address only reaches loopback peers; a leg
+        made from a connected socket reaches only its peer.
         """
         if proto is not None and proto.lower() != self.proto:
             return False
-        host = parse_address(addr)[0] if isinstance(addr, str) else addr[0]
+        address = parse_address(addr) if isinstance(addr, str) else addr
+        if self.peer is not None:
+            return _same_host(address[0], self.peer[0]) and address[1] == self.peer[1]
+        host = address[0]
         if not is_ip_literal(host):
             return False
         if family_of(host) != self.family:
