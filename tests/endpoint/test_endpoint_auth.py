@@ -1,0 +1,173 @@
+"""Digest answers to 401 and 407 (RFC 3261 22, RFC 7616, RFC 8760), and 3xx following."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from trio_sip.endpoint import Endpoint
+from trio_sip.message import Request
+from trio_sip.message.digest import Algorithm, Challenge, Credentials, verify
+
+from ._helpers import BOUND, answer, running_endpoint, serve, uri_of
+
+pytestmark = [pytest.mark.anyio, pytest.mark.virtual_time]
+
+HEADERS = {
+    401: ("WWW-Authenticate", "Authorization"),
+    407: ("Proxy-Authenticate", "Proxy-Authorization"),
+}
+
+
+class Challenger:
+    """A UAS that wants digest credentials for ``password`` before answering 200."""
+
+    def __init__(self, status: int, algorithm: Algorithm, password: str = "secret") -> None:
+        self.status = status
+        self.algorithm = algorithm
+        self.password = password
+        self.nonces = ["nonce-1"]
+        self.seen: list[Credentials | None] = []
+        self.cseqs: list[int] = []
+        self.stale_once = False
+
+    async def __call__(self, ep: Endpoint, request: Request) -> None:
+        challenge_header, answer_header = HEADERS[self.status]
+        value = request.headers.get(answer_header)
+        creds = Credentials.parse(value) if value is not None else None
+        self.seen.append(creds)
+        self.cseqs.append(request.cseq.seq)
+        good = creds is not None and verify(creds, method=request.method, password=self.password)
+        if good and creds is not None and creds.nonce == self.nonces[-1]:
+            if self.stale_once:
+                self.stale_once = False
+                self.nonces.append(f"nonce-{len(self.nonces) + 1}")
+                await self._challenge(ep, request, challenge_header, stale=True)
+                return
+            await answer(ep, request, ring=False)
+            return
+        await self._challenge(ep, request, challenge_header, stale=False)
+
+    async def _challenge(self, ep: Endpoint, request: Request, header: str, *, stale: bool) -> None:
+        challenge = Challenge(
+            "test.example", self.nonces[-1], algorithm=self.algorithm, qop=("auth",), stale=stale
+        )
+        await ep.respond(request, self.status, headers=[(header, str(challenge))])
+
+
+@pytest.mark.parametrize("status", [401, 407])
+@pytest.mark.parametrize("algorithm", [Algorithm.MD5, Algorithm.SHA_256, Algorithm.SHA_512_256])
+@pytest.mark.parametrize("method", ["INVITE", "MESSAGE"])
+async def test_digest_retry(status: int, algorithm: Algorithm, method: str) -> None:
+    challenger = Challenger(status, algorithm)
+    async with (
+        running_endpoint() as uas,
+        running_endpoint(credentials=("alice", "secret")) as uac,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(serve, uas, challenger)
+        with anyio.fail_after(BOUND):
+            call = await uac.new_request(method, uri_of(uas))
+            final = await call.wait_final()
+        assert final.status == 200
+        first, second = challenger.seen
+        assert first is None
+        assert second is not None
+        assert second.username == "alice"
+        assert second.effective_algorithm is algorithm
+        assert second.nc == 1
+        # 8.1.3.5: the retry is a new transaction with the next CSeq, same Call-ID.
+        assert challenger.cseqs[1] == challenger.cseqs[0] + 1
+        assert call.request.cseq.seq == challenger.cseqs[1]
+        header = HEADERS[status][1].lower()
+        assert header in call.request.headers
+        tg.cancel_scope.cancel()
+
+
+async def test_nonce_count_grows_per_nonce() -> None:
+    challenger = Challenger(401, Algorithm.SHA_256)
+    async with (
+        running_endpoint() as uas,
+        running_endpoint(credentials=("alice", "secret")) as uac,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(serve, uas, challenger)
+        with anyio.fail_after(BOUND):
+            assert (await uac.request(uri_of(uas), "MESSAGE")).status == 200
+            assert (await uac.request(uri_of(uas), "MESSAGE")).status == 200
+        counts = [c.nc for c in challenger.seen if c is not None]
+        assert counts == [1, 2]  # same nonce, next count
+        tg.cancel_scope.cancel()
+
+
+async def test_wrong_password_is_retried_once_then_reported() -> None:
+    challenger = Challenger(401, Algorithm.MD5)
+    async with (
+        running_endpoint() as uas,
+        running_endpoint(credentials=("alice", "wrong")) as uac,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(serve, uas, challenger)
+        with anyio.fail_after(BOUND):
+            final = await uac.request(uri_of(uas), "MESSAGE")
+        assert final.status == 401
+        assert len(challenger.seen) == 2
+        tg.cancel_scope.cancel()
+
+
+async def test_stale_nonce_is_answered_again() -> None:
+    challenger = Challenger(407, Algorithm.SHA_512_256)
+    challenger.stale_once = True
+    async with (
+        running_endpoint() as uas,
+        running_endpoint(credentials=lambda realm: ("alice", "secret")) as uac,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(serve, uas, challenger)
+        with anyio.fail_after(BOUND):
+            final = await uac.request(uri_of(uas), "MESSAGE")
+        assert final.status == 200
+        nonces = [c.nonce if c is not None else None for c in challenger.seen]
+        assert nonces == [None, "nonce-1", "nonce-2"]
+        tg.cancel_scope.cancel()
+
+
+async def test_no_credentials_returns_the_challenge() -> None:
+    challenger = Challenger(401, Algorithm.MD5)
+    async with (
+        running_endpoint() as uas,
+        running_endpoint() as uac,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(serve, uas, challenger)
+        with anyio.fail_after(BOUND):
+            final = await uac.request(uri_of(uas), "MESSAGE")
+        assert final.status == 401
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("follow", [True, False])
+async def test_redirect_followed_when_asked(follow: bool) -> None:
+    async def redirect(ep: Endpoint, request: Request) -> None:
+        await ep.respond(request, 302, headers=[("Contact", f"<{uri_of(target, 'carol')}>")])
+
+    seen: list[Request] = []
+    async with (
+        running_endpoint() as origin,
+        running_endpoint() as target,
+        running_endpoint() as uac,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(serve, origin, redirect)
+        tg.start_soon(serve, target, answer, seen)
+        with anyio.fail_after(BOUND):
+            call = await uac.new_request("INVITE", uri_of(origin), follow_redirects=follow)
+            final = await call.wait_final()
+        if follow:
+            assert final.status == 200
+            assert seen[0].uri.user == "carol"
+            assert call.dialogs[0].remote_target.port == target.dispatcher.legs[0].port
+        else:
+            assert final.status == 302
+            assert seen == []
+        tg.cancel_scope.cancel()
