@@ -34,6 +34,7 @@ Terminated within the same call.
 
 from __future__ import annotations
 
+import abc
 import enum
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -595,7 +596,7 @@ _TIMER_ORDER: Final = {timer: i for i, timer in enumerate(Timer)}
 DEFAULT_CONFIG: Final = TimerConfig()
 
 
-class _Machine(Generic[S]):
+class _Machine(abc.ABC, Generic[S]):
     """The table-driven engine the four machines share.
 
     Subclasses give the table, the events they accept, the timers that
@@ -625,21 +626,24 @@ class _Machine(Generic[S]):
 
     # ----- subclass interface -------------------------------------------------------
 
+    @abc.abstractmethod
     def _table(self) -> Mapping[tuple[S, Trigger], S]:
-        raise NotImplementedError
+        """The transition table of this kind of machine."""
 
     def _keep(self, state: S) -> frozenset[Timer]:
         # Timers that stay armed across a change into ``state``.
         return frozenset()
 
+    @abc.abstractmethod
     def _act(self, old: S, event: Event, new: S, out: list[Action]) -> None:
-        raise NotImplementedError
+        """Append the actions of the transition ``old`` --event--> ``new``."""
 
     def _enter(self, state: S, out: list[Action]) -> None:
         pass
 
+    @abc.abstractmethod
     def _begin(self, out: list[Action]) -> None:
-        raise NotImplementedError
+        """Append the actions that start the transaction."""
 
     # ----- public -----------------------------------------------------------------
 
