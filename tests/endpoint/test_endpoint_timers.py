@@ -140,7 +140,9 @@ async def test_missing_ack_retransmits_2xx_then_byes() -> None:
         oks = [a for a in arrivals if isinstance(a.message, Response)]
         byes = [a for a in arrivals if isinstance(a.message, Request)]
         assert [round(a.time - peer.start, 6) for a in oks] == TWO_XX_TIMES
-        assert all(a.message.status == 200 for a in oks)
+        assert [a.message.status for a in oks if isinstance(a.message, Response)] == [200] * len(
+            oks
+        )
         assert len(byes) == 1
         bye = byes[0].message
         assert isinstance(bye, Request)
@@ -213,7 +215,9 @@ async def test_cancel_waits_for_a_provisional() -> None:
             await call.cancel()
             await anyio.sleep(0.2)
             # 9.1: no CANCEL before a provisional response (only INVITE copies so far).
-            assert {a.message.method for a in peer.arrivals} == {"INVITE"}  # type: ignore[union-attr]
+            methods = {a.message.method for a in peer.arrivals if isinstance(a.message, Request)}
+            assert methods == {"INVITE"}
+            assert len(peer.arrivals) >= 1
             await peer.send(_answer(invite, 100, "t1", peer.port), source)
             while True:
                 last = (await peer.wait_for(len(peer.arrivals) + 1))[-1].message
