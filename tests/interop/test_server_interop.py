@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
 
 from trio_sip.dispatcher import Dispatcher
@@ -17,7 +18,7 @@ from trio_sip.message import URI
 from trio_sip.message.digest import Algorithm
 from trio_sip.server import Authorize, ReceiveChain, Registrar, StatelessProxy
 
-from .peers import SCENARIOS, Address, SippServer, Transport, run_sipp
+from .peers import SCENARIOS, Address, NetSipUas, SippServer, Transport, free_port, run_sipp
 
 pytestmark = [pytest.mark.anyio, pytest.mark.interop]
 
@@ -173,3 +174,54 @@ async def test_registered_sipp_uas_is_reached_by_its_aor(sipp: str) -> None:
     assert result.ok, result.describe()
     assert result.successful == calls
     assert stats.answered == 0
+
+
+async def run_netsip_ua(perl: str, *args: str) -> list[str]:
+    port = free_port("127.0.0.1", "udp")
+    argv = [perl, str(SCENARIOS / "netsip_ua.pl"), "--addr", "127.0.0.1", "--port", str(port)]
+    with anyio.fail_after(30):
+        done = await anyio.run_process([*argv, "--timeout", "15", *args], check=False)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    return done.stdout.decode().splitlines()
+
+
+async def test_netsip_registers_with_auth_and_calls_through_the_proxy(netsip: str) -> None:
+    async with (
+        NetSipUas() as uas,
+        Dispatcher(["udp:127.0.0.1:0"]) as reg_disp,
+        Dispatcher(["udp:127.0.0.1:0"], response_cache=False, do_retransmits=False) as proxy_disp,
+    ):
+        registrar = Registrar(reg_disp, domains=["example.com"])
+        auth = Authorize(reg_disp, "example.com", {"bob": "pw"})
+        reg_disp.set_receiver(ReceiveChain([auth, registrar]))
+        proxy = StatelessProxy(proxy_disp, registrar=registrar, domains=["example.com"])
+        proxy_disp.set_receiver(proxy)
+        registrar_at = f"127.0.0.1:{reg_disp.legs[0].port}"
+        proxy_at = f"127.0.0.1:{proxy_disp.legs[0].port}"
+        # Net::SIP registers the UAS's contact for bob, answering the 401.
+        lines = await run_netsip_ua(
+            netsip,
+            "--from", "sip:bob@example.com",
+            "--registrar", registrar_at,
+            "--user", "bob", "--password", "pw",
+            "--contact", f"sip:bob@{uas.address}",
+        )  # fmt: skip
+        assert lines[0].startswith("REGISTER OK"), lines
+        assert auth.statistics().challenged == 1
+        # Alice calls bob's AOR through the proxy; bob's UAS answers; BYE.
+        lines = await run_netsip_ua(
+            netsip, "--from", "sip:alice@example.com", "--proxy", proxy_at,
+            "--call", "sip:bob@example.com",
+        )  # fmt: skip
+        assert lines == ["CALL OK", "BYE DONE"]
+        forwarded = proxy.statistics().requests_forwarded
+        assert forwarded >= 3  # INVITE, ACK, BYE
+        # An unknown user: 404 from the proxy, and its ACK stops there.
+        lines = await run_netsip_ua(
+            netsip, "--from", "sip:alice@example.com", "--proxy", proxy_at,
+            "--call", "sip:nobody@example.com",
+        )  # fmt: skip
+        assert lines == ["CALL FAIL 404"]
+        stats = proxy.statistics()
+    assert stats.answered == 1
+    assert stats.requests_forwarded == forwarded
