@@ -123,9 +123,22 @@ def unquote(text: str) -> str:
     return "".join(out)
 
 
+# qdtext = LWS / %x21 / %x23-5B / %x5D-7E / UTF8-NONASCII
+# quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F)
+# What may not stand in qdtext as it is: backslash, DQUOTE and the controls
+# other than SP and HTAB. CR and LF cannot be written at all.
+_NEEDS_ESCAPE: Final = re.compile(r'[\\"\x00-\x08\x0b\x0c\x0e-\x1f\x7f]')
+
+
 def quote(text: str) -> str:
-    """``text`` as a quoted-string, escaping backslash and double quote."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """``text`` as a quoted-string, escaping what qdtext cannot hold.
+
+    Raises ValueError for CR or LF, which no quoted-string can carry (writing
+    them would split the header line).
+    """
+    if "\r" in text or "\n" in text:
+        raise ValueError(f"CR or LF cannot be quoted: {text!r}")
+    return '"' + _NEEDS_ESCAPE.sub(lambda m: "\\" + m.group(), text) + '"'
 
 
 def iter_semicolon_parts(text: str) -> Iterator[str]:

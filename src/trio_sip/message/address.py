@@ -97,5 +97,8 @@ class NameAddr:
         if self.display_name is None:
             return f"<{self.uri}>{self.params}"
         name = self.display_name
-        shown = name if name and set(name) <= _TOKEN_CHARS and name.strip() == name else quote(name)
+        # Unquoted only when it reads back the same: tokens with single spaces
+        # (the parser folds runs of LWS between tokens into one space).
+        plain = name and set(name) <= _TOKEN_CHARS and " ".join(name.split()) == name
+        shown = name if plain else quote(name)
         return f"{shown} <{self.uri}>{self.params}"

@@ -68,13 +68,20 @@ _GOOD_NAMES_MAX: Final = 4096
 
 def _split_head(data: bytes) -> tuple[str, int]:
     """The decoded head and the offset where the body starts."""
-    end = data.find(b"\r\n\r\n")
-    if end >= 0:
-        return data[:end].decode("utf-8", "surrogateescape"), end + 4
-    # Bare LF line ends are illegal but common from hand-written tools; accept.
-    end = data.find(b"\n\n")
-    if end >= 0:
-        return data[:end].decode("utf-8", "surrogateescape"), end + 2
+    # The first line end says which line ends the message uses. Bare LF line
+    # ends are illegal but common from hand-written tools; accept them. Mixed
+    # line ends are refused by parse_head (a bare CR or LF inside the head).
+    nl = data.find(b"\n")
+    if nl > 0 and data[nl - 1] == 13:
+        end = data.find(b"\r\n\r\n")
+        if end >= 0:
+            return data[:end].decode("utf-8", "surrogateescape"), end + 4
+    else:
+        # LF only: the first empty line ends the head, even if the body
+        # happens to hold a CRLFCRLF.
+        end = data.find(b"\n\n")
+        if end >= 0:
+            return data[:end].decode("utf-8", "surrogateescape"), end + 2
     raise ParseError("no empty line after the header section")
 
 
@@ -82,8 +89,13 @@ def parse_head(head: str, limits: ParseLimits = DEFAULT_LIMITS) -> Request | Res
     """Parse a decoded start line and header section (no body, no final CRLF)."""
     if "\r" in head:
         lines = head.split("\r\n")
-        if head.count("\r") != len(lines) - 1:
-            raise ParseError("bare CR in header section")
+        # A CR or LF that ends no line would sit inside a header value; peers
+        # that split lines differently would then read different headers.
+        # (Joining the lines and looking for CR and LF is cheaper than
+        # counting both in the head.)
+        joined = "".join(lines)
+        if "\r" in joined or "\n" in joined:
+            raise ParseError("bare CR or LF in header section")
     else:
         lines = head.split("\n")
     # RFC 3261 section 7.5: ignore CRLFs before the start line.
