@@ -5,8 +5,8 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from trio_sip.endpoint import DialogState, Endpoint
-from trio_sip.message import Request
+from trio_sip.endpoint import Dialog, DialogState, Endpoint
+from trio_sip.message import NameAddr, Request
 
 from ._helpers import BOUND, answer, running_endpoint, serve, uri_of
 
@@ -174,4 +174,79 @@ async def test_leaving_the_endpoint_sends_bye() -> None:
         with anyio.fail_after(1):
             await uas.wait_dialog_ended(theirs)
         assert anyio.current_time() - start < 1
+        tg.cancel_scope.cancel()
+
+
+async def _established(uac: Endpoint, uas: Endpoint) -> Dialog:
+    with anyio.fail_after(BOUND):
+        call = await uac.new_request("INVITE", uri_of(uas))
+        assert (await call.wait_final()).status == 200
+    return call.dialogs[0]
+
+
+async def test_reinvite_glare_gets_491_and_second_invite_500() -> None:
+    async def slow_reinvite(ep: Endpoint, request: Request) -> None:
+        if request.method == "INVITE" and request.to.tag is not None:
+            await anyio.sleep(2)
+        await answer(ep, request, ring=False)
+
+    async with (
+        running_endpoint() as uas,
+        running_endpoint() as uac,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(serve, uas, slow_reinvite)
+        tg.start_soon(serve, uac, answer)
+        dialog = await _established(uac, uas)
+        (theirs,) = uas.dialogs
+        with anyio.fail_after(BOUND):
+            reinvite = await uac.new_request("INVITE", dialog)
+            await anyio.sleep(0.1)
+            # Glare: the callee re-INVITEs while our re-INVITE is pending (14.2).
+            crossing = await uas.request(theirs, "INVITE")
+            # A second re-INVITE before the first had its final response (14.2).
+            second = await uac.request(dialog, "INVITE")
+            first = await reinvite.wait_final()
+        assert crossing.status == 491
+        assert second.status == 500
+        assert second.headers.get("retry-after") is not None
+        assert first.status == 200
+        assert dialog.confirmed
+        tg.cancel_scope.cancel()
+
+
+async def test_update_refreshes_the_target_both_ways() -> None:
+    async with (
+        running_endpoint() as uas,
+        running_endpoint() as uac,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(serve, uas, answer)
+        dialog = await _established(uac, uas)
+        (theirs,) = uas.dialogs
+        port = uac.dispatcher.legs[0].port
+        dialog.local_contact = NameAddr.parse(f"<sip:moved@127.0.0.1:{port}>")
+        theirs.local_contact = NameAddr.parse(
+            f"<sip:alsomoved@127.0.0.1:{uas.dispatcher.legs[0].port}>"
+        )
+        with anyio.fail_after(BOUND):
+            response = await uac.request(dialog, "UPDATE")
+        assert response.status == 200
+        assert theirs.remote_target.user == "moved"
+        assert dialog.remote_target.user == "alsomoved"
+        tg.cancel_scope.cancel()
+
+
+async def test_closing_answers_pending_invites() -> None:
+    async def never(ep: Endpoint, request: Request) -> None:
+        await anyio.sleep_forever()
+
+    async with running_endpoint() as uac, anyio.create_task_group() as tg:
+        async with running_endpoint() as uas:
+            tg.start_soon(serve, uas, never)
+            call = await uac.new_request("INVITE", uri_of(uas))
+            await anyio.sleep(1)
+        with anyio.fail_after(1):
+            final = await call.wait_final()
+        assert final.status == 480
         tg.cancel_scope.cancel()

@@ -61,6 +61,7 @@ from ..transaction import (
     ServerInviteState,
     ServerInviteTransaction,
     ServerKey,
+    ServerNonInviteState,
     ServerNonInviteTransaction,
     Terminate,
     Timer,
@@ -80,6 +81,7 @@ from ..transaction.machines import Action, Event
 from ..transport.leg import Address, Leg, TransportFailure
 from .dialog import (
     DIALOG_CREATING_METHODS,
+    TARGET_REFRESH_METHODS,
     Dialog,
     DialogId,
     DialogState,
@@ -401,6 +403,16 @@ class Endpoint:
 
     async def _close_dialogs(self) -> None:
         async with anyio.create_task_group() as tg:
+            for tx in list(self._server.values()):
+                machine = tx.machine
+                if machine.state in (
+                    ServerInviteState.PROCEEDING,
+                    ServerNonInviteState.TRYING,
+                    ServerNonInviteState.PROCEEDING,
+                ):
+                    # Nobody will answer any more: say so rather than let the
+                    # caller wait for its Timer B.
+                    tg.start_soon(self._close_answer, tx)
             for request in list(self._client_requests):
                 if request.method == "INVITE" and not request.done:
                     request.keep_forks = False
@@ -408,6 +420,12 @@ class Endpoint:
             for dialog in list(self._dialogs.values()):
                 if dialog.confirmed:
                     tg.start_soon(self._bye, dialog)
+
+    async def _close_answer(self, tx: _ServerTx) -> None:
+        try:
+            await self._respond(tx, 480 if isinstance(tx.machine, ServerInviteTransaction) else 503)
+        except SIPError as exc:
+            log.info("could not answer %r on close: %s", tx.machine, exc)
 
     async def _bye(self, dialog: Dialog) -> None:
         if dialog.id not in self._dialogs:
@@ -760,6 +778,12 @@ class Endpoint:
             return
         if 300 <= status < 400 and owner.follow_redirects and await self._redirect(owner, response):
             return
+        if request.method != "INVITE" and request.method in TARGET_REFRESH_METHODS:
+            # 12.2.1.2: a 2xx to a target refresh request (UPDATE ...) moves the target.
+            did = _uac_dialog_id(request)
+            refreshed = self._dialogs.get(did) if did is not None else None
+            if refreshed is not None:
+                refreshed.update_from_response(response, request.method)
         if request.method == "INVITE" and status >= 300:
             # 12.3: a non-2xx final response ends every early dialog of the INVITE.
             for early in owner.dialogs:
@@ -841,7 +865,7 @@ class Endpoint:
             return False
         owner._answered_realms.add(challenge.realm)
         old = owner.request
-        request = _resend_copy(old)
+        request = _resend_copy(old, self._dialogs)
         nc = self._nonce_counts.get(challenge.nonce, 0) + 1
         self._nonce_counts[challenge.nonce] = nc
         credentials = authorize(
@@ -864,7 +888,7 @@ class Endpoint:
         if not contacts or owner._redirects >= _MAX_REDIRECTS:
             return False
         owner._redirects += 1
-        request = _resend_copy(owner.request)
+        request = _resend_copy(owner.request, self._dialogs)
         # 8.1.3.4: the new request goes to the Contact, as a new transaction.
         request.uri = contacts[0].uri.replace(headers=())
         request.headers.remove("contact")
@@ -1078,9 +1102,17 @@ class Endpoint:
         )
         if self.user_agent and status > 100:
             response.headers.add("Server", self.user_agent)
-        creates = request.method in DIALOG_CREATING_METHODS and 101 <= status <= 299
+        # A Contact goes into what creates a dialog and into 2xx answers to
+        # target refresh requests inside one (12.1.1, RFC 3311 5.2).
+        refresh = tx.dialog is not None and request.method in TARGET_REFRESH_METHODS
+        creates = (request.method in DIALOG_CREATING_METHODS or refresh) and 101 <= status <= 299
         if creates:
-            contact = self._add_contact(response, tx.leg)
+            if tx.dialog is not None and tx.dialog.local_contact is not None:
+                if not response.contacts:
+                    response.headers.add("Contact", str(tx.dialog.local_contact))
+                contact = response.contacts[0]
+            else:
+                contact = self._add_contact(response, tx.leg)
             self._uas_dialog(tx, response, contact)
         if status >= 200 and tx.trying is not None:
             tx.trying.cancel()
@@ -1175,12 +1207,19 @@ def _auth_headers(request: Request) -> list[tuple[str, str]]:
     ]
 
 
-def _resend_copy(request: Request) -> Request:
-    """``request`` again as a new transaction: no Via, CSeq one higher (8.1.3.5)."""
+def _resend_copy(request: Request, dialogs: dict[DialogId, Dialog]) -> Request:
+    """``request`` again as a new transaction: no Via, CSeq one higher (8.1.3.5).
+
+    Inside a dialog the dialog's local sequence number follows (12.2.1.1).
+    """
     headers = request.headers.copy()
     headers.remove("via")
     headers.remove("authorization")
     headers.remove("proxy-authorization")
     cseq = request.cseq
     headers.set("CSeq", str(CSeq(cseq.seq + 1, cseq.method)))
+    did = _uac_dialog_id(request)
+    dialog = dialogs.get(did) if did is not None else None
+    if dialog is not None:
+        dialog.local_seq = max(dialog.local_seq or 0, cseq.seq + 1)
     return Request(request.method, request.uri, headers, request.body)
