@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .dtmf import DtmfDetector, EventReceiver, TelephoneEvent, dtmf_tone, event_payloads
 from .g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+from .handlers import AudioClip, echo, load_audio, play, record, silence
 from .offer_answer import (
     DEFAULT_CODECS,
     MediaParams,
@@ -20,13 +21,18 @@ from .offer_answer import (
     resume_offer,
 )
 from .rtp import ReceptionStats, RtpExtension, RtpPacket, RtpSender
+from .session import MediaSession, MediaStatistics, PortRange
 
 __all__ = [
     "DEFAULT_CODECS",
+    "AudioClip",
     "DtmfDetector",
     "EventReceiver",
     "MediaParams",
+    "MediaSession",
+    "MediaStatistics",
     "NoCommonMedia",
+    "PortRange",
     "ReceptionStats",
     "RtpExtension",
     "RtpPacket",
@@ -36,11 +42,16 @@ __all__ = [
     "alaw_encode",
     "answer_offer",
     "dtmf_tone",
+    "echo",
     "event_payloads",
     "hold_offer",
+    "load_audio",
     "make_offer",
+    "play",
     "read_answer",
+    "record",
     "resume_offer",
+    "silence",
     "ulaw_decode",
     "ulaw_encode",
 ]

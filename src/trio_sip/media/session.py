@@ -1,0 +1,532 @@
+"""A :class:`MediaSession`: one RTP stream (RFC 3550) over UDP on anyio.
+
+The session binds an even RTP port and holds the next odd port for RTCP
+(RFC 3550 section 11: "RTP SHOULD use an even destination port number and the
+corresponding RTCP stream SHOULD use the next higher (odd) port number"). RTCP
+itself is not sent; the port is reserved so that a peer following that rule
+does not reach another program.
+
+Sending is paced by the clock: frame *n* goes out at ``origin + n * ptime``, a
+deadline computed from the frame number rather than by adding sleeps, so the
+stream never drifts however long it runs; its RTP timestamp is the origin plus
+``n`` frames of samples. A sender that pauses skips the missed slots (the
+timestamp jumps by the silence, and the marker bit flags the new talkspurt,
+RFC 3551 section 4.1).
+
+Receiving runs in one task that reads the socket and never waits on a consumer:
+audio packets go to :meth:`MediaSession.receive`, RFC 4733 events and in-band
+tones become digits on :meth:`MediaSession.dtmf`. A consumer too slow for the
+stream loses packets (counted in ``statistics().dropped``) instead of delaying it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Generic, Self, TypeVar
+
+import anyio
+
+from ..errors import ParseError, TransportError
+from ..message.sdp import STATIC_PAYLOAD_TYPES, Direction, RtpMap
+from ..transport.leg import Address, Leg
+from ..transport.udp import UDPLeg
+from . import g711
+from .dtmf import DtmfDetector, EventReceiver, dtmf_tone, event_of_digit, event_payloads
+from .offer_answer import MediaParams
+from .rtp import ReceptionStats, RtpPacket, RtpSender
+
+__all__ = ["MediaSession", "MediaStatistics", "PortRange"]
+
+T = TypeVar("T")
+
+# How many ports to try when the system picks them (port range None): an odd
+# port, or a busy next port, costs one attempt.
+_SYSTEM_PORT_ATTEMPTS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class PortRange:
+    """The ports media may use: ``low`` to ``high`` inclusive.
+
+    RTP takes an even port of the range and RTCP the odd one after it, so the
+    range holds ``(high - low + 1) // 2`` sessions at most.
+    """
+
+    low: int
+    high: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.low <= self.high <= 65535:
+            raise ValueError(f"bad port range {self.low}-{self.high}")
+        if not self.rtp_ports():
+            raise ValueError(f"port range {self.low}-{self.high} has no even/odd port pair")
+
+    def rtp_ports(self) -> range:
+        """The even ports whose next port is also in the range."""
+        return range(self.low + self.low % 2, self.high, 2)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaStatistics:
+    """Counters of a :class:`MediaSession` (RFC 3550 section 6.4 for loss and jitter)."""
+
+    local: Address
+    remote: Address | None
+    ssrc: int
+    packets_sent: int
+    octets_sent: int
+    send_errors: int
+    skipped_slots: int
+    remote_ssrc: int | None
+    packets_received: int
+    octets_received: int
+    packets_expected: int
+    packets_lost: int
+    duplicates: int
+    jitter: float
+    malformed: int
+    dropped: int
+    dtmf_sent: int
+    dtmf_received: int
+
+
+class _Queue(Generic[T]):
+    """A bounded queue from the receive task to one or more consumers.
+
+    :meth:`put` never waits: a full queue refuses the item, since the socket
+    must be drained at once (the asyncio backend drops all but the newest 100
+    unread datagrams). After :meth:`close`, consumers still get what is queued,
+    then the iteration ends, so a recorder keeps the last packets of a call.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._items: deque[T] = deque()
+        self._size = size
+        self._closed = False
+        self._wakeup: anyio.Event | None = None
+
+    def put(self, item: T) -> bool:
+        """Queue ``item``; False if the queue is full or closed."""
+        if self._closed or len(self._items) >= self._size:
+            return False
+        self._items.append(item)
+        self._wake()
+        return True
+
+    def close(self) -> None:
+        """End the iteration once the queued items are taken."""
+        self._closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.set()
+            self._wakeup = None
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> T:
+        while not self._items:
+            if self._closed:
+                raise StopAsyncIteration
+            if self._wakeup is None:
+                self._wakeup = anyio.Event()
+            await self._wakeup.wait()
+        await anyio.lowlevel.checkpoint()
+        if not self._items:  # another consumer took it during the checkpoint
+            return await self.__anext__()
+        return self._items.popleft()
+
+
+class MediaSession:
+    """One RTP audio stream on anyio: paced send, received packets, DTMF both ways.
+
+    Use it as an async context manager; leaving it cancels the receive task and
+    closes both sockets::
+
+        async with MediaSession("127.0.0.1") as media:
+            offer = make_offer("127.0.0.1", media.local_port)
+            ...
+            media.apply(read_answer(offer, answer))
+            await media.send_dtmf("123#")
+
+    ``host`` is the local IP address to bind. Ports come from ``port_range``,
+    or from the system when it is None. ``codec`` is what :meth:`send`
+    sends (PCMU or PCMA for the helpers that encode); ``telephone_event`` the
+    RFC 4733 payload type (None: DTMF only in-band). With ``symmetric`` (the
+    default) RTP goes to where the peer's packets come from, which crosses NATs
+    (RFC 4961); the negotiated ``remote`` is only used until the first packet.
+    ``inband_dtmf`` turns on Goertzel detection of received PCMU/PCMA audio.
+    ``queue_size`` bounds the packets and digits waiting for a consumer.
+    """
+
+    def __init__(
+        self,
+        host: str = "0.0.0.0",
+        *,
+        port_range: PortRange | None = None,
+        remote: Address | None = None,
+        codec: RtpMap = STATIC_PAYLOAD_TYPES[0],
+        telephone_event: int | None = 101,
+        ptime: int = 20,
+        direction: Direction = Direction.SENDRECV,
+        symmetric: bool = True,
+        inband_dtmf: bool = False,
+        queue_size: int = 64,
+    ) -> None:
+        if ptime <= 0:
+            raise ValueError("ptime must be positive")
+        self.host = host
+        self.port_range = port_range
+        #: Where RTP is sent; None until known (nothing is sent meanwhile).
+        self.remote: Address | None = remote
+        self.codec = codec
+        self.telephone_event = telephone_event
+        self.ptime = ptime
+        #: Our direction: :meth:`send` transmits only when it ``sends``.
+        self.direction = direction
+        self.symmetric = symmetric
+        self._rtp: UDPLeg | None = None
+        self._rtcp: UDPLeg | None = None
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._sender = RtpSender()
+        self._reception = ReceptionStats(codec.clock_rate)
+        self._events = EventReceiver()
+        self._detector = DtmfDetector(sample_rate=codec.clock_rate) if inband_dtmf else None
+        self._pace = anyio.Lock()
+        self._origin: float | None = None
+        self._slot = 0
+        # Sampling position of slot 0: where the timestamp clock restarts from.
+        self._base = 0
+        self._send_errors = 0
+        self._skipped = 0
+        self._malformed = 0
+        self._dropped = 0
+        self._octets_received = 0
+        self._dtmf_sent = 0
+        self._dtmf_received = 0
+        self._audio: _Queue[RtpPacket] = _Queue(queue_size)
+        self._digits: _Queue[str] = _Queue(queue_size)
+
+    # --- lifetime -----------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self._bind()
+        assert self._rtp is not None
+        try:
+            self._task_group = anyio.create_task_group()
+            await self._task_group.__aenter__()
+            self._task_group.start_soon(self._rtp.serve, self._on_datagram)
+        except BaseException:
+            await self._close_sockets()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        try:
+            if self._task_group is not None:
+                self._task_group.cancel_scope.cancel()
+                return await self._task_group.__aexit__(exc_type, exc, tb)
+            return None
+        finally:
+            self._task_group = None
+            await self._close_sockets()
+
+    async def aclose(self) -> None:
+        """Close the sockets and end the iterators; the session cannot be reused."""
+        await self._close_sockets()
+
+    async def _close_sockets(self) -> None:
+        with anyio.CancelScope(shield=True):
+            for leg in (self._rtp, self._rtcp):
+                if leg is not None:
+                    await leg.aclose()
+        self._audio.close()
+        self._digits.close()
+
+    async def _bind(self) -> None:
+        if self.port_range is None:
+            candidates: list[int] = [0] * _SYSTEM_PORT_ATTEMPTS
+        else:
+            ports = self.port_range.rtp_ports()
+            # Start at a random port: sessions opened together (or by several
+            # processes) then rarely race for the same one.
+            start = random.randrange(len(ports))
+            candidates = [ports[(start + i) % len(ports)] for i in range(len(ports))]
+        for port in candidates:
+            rtp = UDPLeg(self.host, port)
+            try:
+                await rtp.bind()
+            except TransportError:
+                continue
+            if rtp.port % 2:
+                await rtp.aclose()
+                continue
+            rtcp = UDPLeg(self.host, rtp.port + 1)
+            try:
+                await rtcp.bind()
+            except TransportError:
+                await rtp.aclose()
+                continue
+            self._rtp, self._rtcp = rtp, rtcp
+            return
+        where = "from the system" if self.port_range is None else f"in {self.port_range}"
+        raise TransportError(f"no free even/odd port pair {where} on {self.host}")
+
+    # --- addresses and negotiation --------------------------------------------------
+
+    @property
+    def local_port(self) -> int:
+        """The bound RTP port (even); RTCP's is one more."""
+        if self._rtp is None:
+            raise RuntimeError("the media session is not open")
+        return self._rtp.port
+
+    @property
+    def local_address(self) -> Address:
+        """(host, RTP port) as bound."""
+        return self.host, self.local_port
+
+    def apply(self, params: MediaParams) -> None:
+        """Use what offer/answer negotiated: remote address, codec, event type, direction.
+
+        Called again after a re-INVITE (hold, resume, new codec); the packet
+        numbering carries on, as RFC 3550 wants for one SSRC.
+        """
+        if params.remote is not None:
+            self.remote = params.remote
+        self.codec = params.codec
+        self.telephone_event = params.telephone_event
+        self.direction = params.direction
+        if params.ptime != self.ptime:
+            # A new packet time starts a new slot clock where the old one's
+            # next slot was, so neither the pace nor the timestamps jump.
+            if self._origin is not None:
+                self._origin += (self._slot + 1) * self.ptime / 1000
+                self._base = self._position() + self.samples_per_frame
+                self._slot = -1
+            self.ptime = params.ptime
+
+    # --- sending -----------------------------------------------------------------
+
+    @property
+    def samples_per_frame(self) -> int:
+        """Samples in one packet time: 160 for 20 ms at 8 kHz."""
+        return self.codec.clock_rate * self.ptime // 1000
+
+    def _position(self) -> int:
+        return self._base + self._slot * self.samples_per_frame
+
+    async def _next_slot(self) -> bool:
+        """Wait for the next send slot; True if the sender paused before it (new talkspurt)."""
+        now = anyio.current_time()
+        period = self.ptime / 1000
+        if self._origin is None:
+            self._origin = now
+            self._slot = 0
+            await anyio.lowlevel.checkpoint()
+            return True
+        self._slot += 1
+        due = self._origin + self._slot * period
+        if now > due + period:
+            # More than a whole frame late: the sender paused. Skip to the slot
+            # that is due now rather than sending a burst to catch up.
+            slot = math.ceil((now - self._origin) / period - 1e-9)
+            self._skipped += slot - self._slot
+            self._slot = slot
+            await anyio.sleep_until(self._origin + slot * period)
+            return True
+        await anyio.sleep_until(due)
+        return False
+
+    async def _emit(self, payload_type: int, position: int, payload: bytes, marker: bool) -> None:
+        remote = self.remote
+        if remote is None or self._rtp is None or not self.direction.sends:
+            # Nothing is numbered either: a peer would count the sequence
+            # numbers never sent (on hold, say) as lost.
+            return
+        packet = self._sender.packet(payload_type, position, payload, marker=marker)
+        try:
+            await self._rtp.send(packet.to_bytes(), remote)
+        except TransportError:
+            # An ICMP error or a full buffer loses this packet, not the stream.
+            self._send_errors += 1
+
+    async def send(self, payload: bytes, *, marker: bool = False) -> None:
+        """Send one frame of encoded audio in the next slot of the pacing clock.
+
+        Each call is one packet time (``ptime`` ms): 160 octets for PCMU/PCMA
+        at 20 ms. The first call sends at once; later ones wait for their slot.
+        Nothing goes out while the remote address is unknown or our direction
+        does not send, but the clock still advances.
+        """
+        async with self._pace:
+            paused = await self._next_slot()
+            await self._emit(self.codec.payload_type, self._position(), payload, marker or paused)
+
+    async def send_dtmf(
+        self,
+        digits: str,
+        *,
+        duration: float = 0.1,
+        gap: float = 0.1,
+        inband: bool = False,
+        volume: int = 10,
+    ) -> None:
+        """Send ``digits`` (0-9, *, #, A-D), each ``duration`` s long, ``gap`` s apart.
+
+        As RFC 4733 events when a telephone-event payload type is set and
+        ``inband`` is False: a packet every ``ptime`` with the growing duration,
+        then the end packet three times. Otherwise as dual tones in the audio
+        codec (PCMU or PCMA), with silence in the gaps. Audio sent with
+        :meth:`send` meanwhile waits until a digit is over.
+        """
+        for digit in digits:
+            event_of_digit(digit)  # refuse a bad digit before sending any
+        samples = round(duration * self.codec.clock_rate)
+        for index, digit in enumerate(digits):
+            if index:
+                await self._gap(gap, inband)
+            if inband or self.telephone_event is None:
+                await self._send_tone(digit, samples)
+            else:
+                await self._send_event(digit, samples, volume)
+            self._dtmf_sent += 1
+
+    async def _send_event(self, digit: str, samples: int, volume: int) -> None:
+        assert self.telephone_event is not None
+        async with self._pace:
+            start: int | None = None
+            for event, marker in event_payloads(
+                digit, samples, self.samples_per_frame, volume=volume
+            ):
+                await self._next_slot()
+                if start is None:
+                    start = self._position()  # every packet carries the event's start
+                await self._emit(self.telephone_event, start, event.to_bytes(), marker)
+
+    async def _send_tone(self, digit: str, samples: int) -> None:
+        frame = self.samples_per_frame
+        encoding = self.codec.encoding_name
+        async with self._pace:
+            for offset in range(0, samples, frame):
+                tone = dtmf_tone(digit, frame, sample_rate=self.codec.clock_rate, start=offset)
+                payload = g711.encode(encoding, g711.pcm_from_samples(tone))
+                paused = await self._next_slot()
+                await self._emit(self.codec.payload_type, self._position(), payload, paused)
+
+    async def _gap(self, gap: float, inband: bool) -> None:
+        if not (inband or self.telephone_event is None):
+            await anyio.sleep(gap)
+            return
+        # In-band, the gap is audio too: silence, so the detector sees the digit end.
+        frames = max(1, round(gap * 1000 / self.ptime))
+        quiet = g711.silence(self.codec.encoding_name, self.samples_per_frame)
+        async with self._pace:
+            for _ in range(frames):
+                paused = await self._next_slot()
+                await self._emit(self.codec.payload_type, self._position(), quiet, paused)
+
+    # --- receiving -----------------------------------------------------------------
+
+    def _on_datagram(self, data: object, leg: Leg, source: Address) -> None:
+        if not isinstance(data, bytes):
+            return
+        try:
+            packet = RtpPacket.parse(data)
+        except ParseError:
+            self._malformed += 1
+            return
+        is_event = packet.payload_type == self.telephone_event
+        if not self._reception.update(packet, anyio.current_time(), timing=not is_event):
+            return
+        self._octets_received += len(packet.payload)
+        if self.symmetric:
+            self.remote = source
+        if is_event:
+            digit = self._events.feed(packet.timestamp, packet.payload)
+            if digit is not None:
+                self._digit(digit)
+            return
+        if self._detector is not None:
+            pcm = self.decode(packet)
+            if pcm is not None:
+                for digit in self._detector.feed(g711.samples_from_pcm(pcm)):
+                    self._digit(digit)
+        if not self._audio.put(packet):
+            self._dropped += 1
+
+    def _digit(self, digit: str) -> None:
+        self._dtmf_received += 1
+        if not self._digits.put(digit):
+            self._dropped += 1
+
+    def receive(self) -> AsyncIterator[RtpPacket]:
+        """The received audio packets (RFC 4733 events excluded), as they arrive.
+
+        ``async for packet in media.receive(): ...`` ends when the session
+        closes, after the packets already received. There is one stream of
+        packets: with several consumers, each packet goes to one of them.
+        """
+        return self._audio
+
+    def dtmf(self) -> AsyncIterator[str]:
+        """Received digits, from RFC 4733 events and (with ``inband_dtmf``) tones."""
+        return self._digits
+
+    def decode(self, packet: RtpPacket) -> bytes | None:
+        """A packet's audio as 16-bit PCM, or None if it is not PCMU/PCMA.
+
+        The payload type is looked up in our codec, then in RFC 3551's static
+        table (a peer may send PCMA in a call that offered both).
+        """
+        if packet.payload_type == self.codec.payload_type:
+            rtpmap: RtpMap | None = self.codec
+        else:
+            rtpmap = STATIC_PAYLOAD_TYPES.get(packet.payload_type)
+        if rtpmap is None or rtpmap.encoding_name.upper() not in g711.G711_ENCODINGS:
+            return None
+        return g711.decode(rtpmap.encoding_name, packet.payload)
+
+    def encode(self, pcm: bytes) -> bytes:
+        """16-bit PCM in our codec (PCMU or PCMA)."""
+        return g711.encode(self.codec.encoding_name, pcm)
+
+    def silence_frame(self) -> bytes:
+        """One packet time of silence in our codec."""
+        return g711.silence(self.codec.encoding_name, self.samples_per_frame)
+
+    def statistics(self) -> MediaStatistics:
+        """Counters and the RFC 3550 loss and jitter estimates, as of now."""
+        reception = self._reception
+        return MediaStatistics(
+            local=(self.host, self._rtp.port if self._rtp is not None else 0),
+            remote=self.remote,
+            ssrc=self._sender.ssrc,
+            packets_sent=self._sender.packets,
+            octets_sent=self._sender.octets,
+            send_errors=self._send_errors,
+            skipped_slots=self._skipped,
+            remote_ssrc=reception.ssrc,
+            packets_received=reception.received,
+            octets_received=self._octets_received,
+            packets_expected=reception.expected,
+            packets_lost=reception.lost,
+            duplicates=reception.duplicates,
+            jitter=reception.jitter,
+            malformed=self._malformed,
+            dropped=self._dropped,
+            dtmf_sent=self._dtmf_sent,
+            dtmf_received=self._dtmf_received,
+        )
