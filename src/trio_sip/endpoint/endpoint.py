@@ -360,6 +360,9 @@ class Endpoint:
             close_timeout if close_timeout is not None else self.config.duration(Timer.F)
         )
         self._client: dict[ClientKey, _ClientTx] = {}
+        # Requests between "Via written" and "deliver() returned": a fast
+        # peer's answer may arrive before the transaction is filed by key.
+        self._in_flight: set[_ClientTx] = set()
         self._server: dict[ServerKey | LegacyServerKey, _ServerTx] = {}
         self._dialogs: dict[DialogId, Dialog] = {}
         self._dialog_ended: dict[DialogId, anyio.Event] = {}
@@ -475,6 +478,10 @@ class Endpoint:
         creates the dialog; a 2xx to an INVITE is retransmitted until its
         ACK, and if none comes within 64*T1 the dialog is ended with BYE
         (13.3.1.4). Returns the response sent.
+
+        Raises :class:`~trio_sip.transaction.TransactionUsageError` when
+        the request already has its final response, e.g. the 487 the
+        Endpoint sent because the caller cancelled.
         """
         tx = self._server.get(server_key(request))
         if tx is None:
@@ -693,6 +700,7 @@ class Endpoint:
         # ACK-less first send: the Dispatcher adds the Via (and its branch)
         # for the leg, then the transaction is known by that branch. CANCEL
         # already carries the INVITE's Via and keeps it.
+        self._in_flight.add(tx)
         try:
             await self.dispatcher.deliver(
                 request, leg=tx.leg, dst_addr=tx.dst, do_retransmits=False
@@ -701,8 +709,11 @@ class Endpoint:
             log.info("sending %s failed: %s", request.summary(), exc)
             await self._feed_client(tx, TransportFailed(str(exc)))
             return
+        finally:
+            self._in_flight.discard(tx)
         tx.sent = True
-        self._client[tx.machine.key] = tx
+        if not tx.machine.terminated:
+            self._client[tx.machine.key] = tx
 
     async def _send_raw(self, tx: _ClientTx, data: bytes) -> None:
         try:
@@ -906,7 +917,10 @@ class Endpoint:
             await self._on_request(packet, leg, from_addr)
 
     async def _on_response(self, response: Response) -> None:
-        tx = self._client.get(client_key(response))
+        key = client_key(response)
+        tx = self._client.get(key)
+        if tx is None:
+            tx = self._in_flight_match(key)
         if tx is not None:
             await self._feed_client(tx, response_received(response))
             return
@@ -917,6 +931,14 @@ class Endpoint:
             ack = self._acks.get(did) if did is not None else None
             if ack is not None and ack.cseq.seq == response.cseq.seq:
                 await self._deliver_quietly(ack)
+
+    def _in_flight_match(self, key: ClientKey) -> _ClientTx | None:
+        for tx in self._in_flight:
+            request = tx.machine.request
+            if "via" in request.headers and client_key(request) == key:
+                self._client[key] = tx
+                return tx
+        return None
 
     async def _on_request(self, request: Request, leg: Leg, source: Address) -> None:
         self._received += 1
