@@ -34,7 +34,7 @@ __all__ = [
     "event_payloads",
 ]
 
-#: The 16 DTMF digits in RFC 4733 event code order (0-9, *, #, A-D are 0-15).
+#: The 16 DTMF digits in RFC 4733 event code order (``0-9 * # A-D`` are 0-15).
 DIGITS: Final = "0123456789*#ABCD"
 
 _ROWS: Final = (697.0, 770.0, 852.0, 941.0)

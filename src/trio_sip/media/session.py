@@ -384,7 +384,7 @@ class MediaSession:
         inband: bool = False,
         volume: int = 10,
     ) -> None:
-        """Send ``digits`` (0-9, *, #, A-D), each ``duration`` s long, ``gap`` s apart.
+        """Send ``digits`` (``0-9 * # A-D``), each ``duration`` s long, ``gap`` s apart.
 
         As RFC 4733 events when a telephone-event payload type is set and
         ``inband`` is False: a packet every ``ptime`` with the growing duration,
