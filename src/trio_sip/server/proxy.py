@@ -76,6 +76,8 @@ class StatelessProxy:
         self.names = frozenset(n.lower() for n in names)
         self.trusted = tuple(ipaddress.ip_network(net) for net in trusted)
         self._answered = AnsweredInvites(lifetime=64 * dispatcher.timers.t1)
+        self._leg_cache: tuple[tuple[Leg, ...], dict[tuple[str, str, Leg], Leg]] = ((), {})
+        self._ours: tuple[tuple[Leg, ...], frozenset[tuple[str, int]], frozenset[int]] | None = None
         self._requests = 0
         self._responses = 0
         self._replies = 0
@@ -83,22 +85,38 @@ class StatelessProxy:
 
     # ----- who we are -----------------------------------------------------------------
 
+    def _our_addresses(self) -> tuple[frozenset[tuple[str, int]], frozenset[int]]:
+        # Rebuilt only when the legs change: this runs for every request.
+        legs = self.dispatcher.legs
+        cached = self._ours
+        if cached is not None and cached[0] == legs:
+            return cached[1], cached[2]
+        pairs: set[tuple[str, int]] = set()
+        for leg in legs:
+            for host in (leg.host, leg.advertise):
+                if host:
+                    host = host.strip("[]").lower()
+                    pairs.add((host, leg.port))
+                    if ":" in host:
+                        pairs.add((str(ipaddress.ip_address(host)), leg.port))
+        ports = frozenset(leg.port for leg in legs)
+        self._ours = (legs, frozenset(pairs), ports)
+        return self._ours[1], ports
+
     def is_ours(self, uri: URI) -> bool:
         """True when ``uri`` names this proxy: a leg's address, or one of ``names``."""
+        pairs, ports = self._our_addresses()
         host = uri.host.lower()
-        port = uri.port
-        for leg in self.dispatcher.legs:
-            if port is not None and port != leg.port:
-                continue
-            if port is None and leg.port != uri.default_port() and host not in self.names:
-                continue
-            if host in self.names or host == leg.host or host == (leg.advertise or "").lower():
-                return True
+        if host in self.names:
+            return uri.port is None or uri.port in ports
+        port = uri.default_port()
+        if (host, port) in pairs:
+            return True
+        if ":" in host:
             try:
-                if ipaddress.ip_address(host) == ipaddress.ip_address(leg.host):
-                    return True
+                return (str(ipaddress.ip_address(host)), port) in pairs
             except ValueError:
-                continue
+                return False
         return False
 
     def _is_local(self, uri: URI) -> bool:
@@ -224,12 +242,27 @@ class StatelessProxy:
         return await self.dispatcher._targets_for(request, None)
 
     def _leg_for(self, target: Target, incoming: Leg) -> Leg | None:
+        # Prefer the leg the request came in on; remember the choice per
+        # destination (can_deliver_to parses addresses: not for every packet).
+        key = (target.transport, target.host, incoming)
+        cache = self._leg_cache
+        legs = self.dispatcher.legs
+        if cache[0] != legs:
+            cache = self._leg_cache = (legs, {})
+        found = cache[1].get(key)
+        if found is not None:
+            return found
+        chosen: Leg | None = None
         if incoming.can_deliver_to(target.address, target.transport):
-            return incoming
-        for leg in self.dispatcher.legs:
-            if leg.can_deliver_to(target.address, target.transport):
-                return leg
-        return None
+            chosen = incoming
+        else:
+            chosen = next(
+                (leg for leg in legs if leg.can_deliver_to(target.address, target.transport)),
+                None,
+            )
+        if chosen is not None and len(cache[1]) < 4096:
+            cache[1][key] = chosen
+        return chosen
 
     async def _forward(self, request: Request, in_leg: Leg) -> None:
         try:
