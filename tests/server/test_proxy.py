@@ -12,7 +12,15 @@ import pytest
 from dispatcher._peer import UDPPeer, udp_peer
 from trio_sip.dispatcher import Dispatcher
 from trio_sip.message import Request, Response, make_response, parse_message
-from trio_sip.server import Binding, MemoryStore, Registrar, StatelessProxy
+from trio_sip.message.digest import authorize, parse_challenges
+from trio_sip.server import (
+    Authorize,
+    Binding,
+    MemoryStore,
+    ReceiveChain,
+    Registrar,
+    StatelessProxy,
+)
 
 from ._support import exchange, final, raw
 
@@ -266,3 +274,31 @@ async def test_udp_in_tcp_out_with_double_record_route_and_the_way_back() -> Non
                 assert "route" not in arrived.headers
                 assert udp_leg.is_our_via(arrived.top_via)
     assert proxy.statistics().requests_forwarded == 2
+
+
+async def test_authorize_in_front_of_the_proxy_challenges_with_407_and_keeps_the_ack() -> None:
+    async with running() as (caller, callee, proxy, disp):
+        auth = Authorize(disp, "example.com", {"alice": "secret"}, proxy=True)
+        disp.set_receiver(ReceiveChain([auth, proxy]))
+        uri = f"sip:bob@127.0.0.1:{callee.port}"
+        data = invite(caller, uri, from_="<sip:alice@example.com>;tag=a1")
+        challenge = final(await exchange(caller, proxy_address(disp), data))
+        assert challenge.status == 407
+        ack = data.replace(b"INVITE sip", b"ACK sip").replace(b"1 INVITE", b"1 ACK")
+        await caller.send(ack, proxy_address(disp))
+        chosen = parse_challenges(challenge.headers.get("Proxy-Authenticate") or "")[0]
+        creds = authorize(chosen, username="alice", password="secret", method="INVITE", uri=uri)
+        second = invite(
+            caller,
+            uri,
+            f"Proxy-Authorization: {creds}",
+            branch="z9hG4bKinv2",
+            cseq=2,
+            from_="<sip:alice@example.com>;tag=a1",
+        )
+        await caller.send(second, proxy_address(disp))
+        request = await forwarded(callee, 1)
+        assert request.cseq.seq == 2
+        await anyio.sleep(0.1)
+        # The ACK of the 407 never reached the callee.
+        assert [a.message.cseq.method for a in callee.arrivals] == ["INVITE"]
