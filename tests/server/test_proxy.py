@@ -11,7 +11,7 @@ import pytest
 
 from dispatcher._peer import UDPPeer, udp_peer
 from trio_sip.dispatcher import Dispatcher
-from trio_sip.message import Request, Response, make_response, parse_message
+from trio_sip.message import URI, Request, Response, make_response, parse_message
 from trio_sip.message.digest import authorize, parse_challenges
 from trio_sip.server import (
     Authorize,
@@ -302,3 +302,50 @@ async def test_authorize_in_front_of_the_proxy_challenges_with_407_and_keeps_the
         await anyio.sleep(0.1)
         # The ACK of the 407 never reached the callee.
         assert [a.message.cseq.method for a in callee.arrivals] == ["INVITE"]
+
+
+async def test_contacts_are_rewritten_between_legs_and_lead_back() -> None:
+    legs = ("udp:127.0.0.1:0", "tcp:127.0.0.1:0")
+    async with running(legs, rewrite_contact=True) as (caller, _callee, proxy, disp):
+        udp_leg, tcp_leg = disp.legs
+        listener = (await anyio.create_tcp_listener(local_host="127.0.0.1")).listeners[0]
+        assert isinstance(listener, anyio.abc.SocketListener)
+        tcp_port = listener.extra(anyio.abc.SocketAttribute.local_port)
+        async with listener:
+            alice = f"sip:alice@127.0.0.1:{caller.port}"
+            data = invite(
+                caller, f"sip:bob@127.0.0.1:{tcp_port};transport=tcp", f"Contact: <{alice}>"
+            )
+            await caller.send(data, udp_leg.address)
+            with anyio.fail_after(10):
+                stream = await listener.accept()
+            async with stream:
+                request = await _read_message(stream)
+                (contact,) = request.contacts
+                # The callee sees a URI of the proxy's TCP leg, not alice's UDP address.
+                assert (contact.uri.host, contact.uri.port) == tcp_leg.address
+                assert contact.uri.transport == "tcp"
+                assert proxy.encode_contact(URI.parse(alice), tcp_leg) == contact.uri
+                ok = make_response(
+                    request,
+                    200,
+                    to_tag="t9",
+                    headers=[("Contact", f"<sip:bob@127.0.0.1:{tcp_port};transport=tcp>")],
+                )
+                await stream.send(bytes(ok))
+                response = final((await caller.wait_for(1))[0].message)
+                (back,) = response.contacts
+                assert (back.uri.host, back.uri.port) == udp_leg.address
+                # BYE from the callee to the rewritten Contact reaches alice.
+                bye = (
+                    f"BYE {contact.uri} SIP/2.0\r\n"
+                    f"Via: SIP/2.0/TCP 127.0.0.1:{tcp_port};branch=z9hG4bKbye\r\n"
+                    "Max-Forwards: 70\r\n"
+                    "From: <sip:bob@example.com>;tag=t9\r\nTo: <sip:alice@example.com>;tag=a1\r\n"
+                    "Call-ID: call-1\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n"
+                )
+                await stream.send(bye.encode())
+                arrived = (await caller.wait_for(2))[1].message
+                assert isinstance(arrived, Request)
+                assert arrived.method == "BYE"
+                assert arrived.uri_text == alice

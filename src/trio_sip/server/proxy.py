@@ -14,8 +14,12 @@ Use it on a Dispatcher made with ``response_cache=False`` and
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import hashlib
+import hmac
 import ipaddress
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -57,6 +61,10 @@ class StatelessProxy:
     otherwise it gets 403 (no open relay). ``record_route`` inserts our
     Record-Route (twice, one per leg, when the request leaves on another
     leg than it came in on). ``names`` are extra host names that mean us.
+    ``rewrite_contact``: Contact URIs of requests and responses that cross
+    from one leg to another are replaced by a URI of the outgoing leg that
+    encodes the original (signed, so that nobody can make us relay to an
+    address of their choice); requests to such a URI go to the original.
     """
 
     def __init__(
@@ -68,6 +76,8 @@ class StatelessProxy:
         record_route: bool = False,
         names: Iterable[str] = (),
         trusted: Iterable[str] = (),
+        rewrite_contact: bool = False,
+        secret: bytes | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         self.registrar = registrar
@@ -75,6 +85,8 @@ class StatelessProxy:
         self.record_route = record_route
         self.names = frozenset(n.lower() for n in names)
         self.trusted = tuple(ipaddress.ip_network(net) for net in trusted)
+        self.rewrite_contact = rewrite_contact
+        self._secret = secret if secret is not None else os.urandom(16)
         self._answered = AnsweredInvites(lifetime=64 * dispatcher.timers.t1)
         self._leg_cache: tuple[tuple[Leg, ...], dict[tuple[str, str, Leg], Leg]] = ((), {})
         self._ours: tuple[tuple[Leg, ...], frozenset[tuple[str, int]], frozenset[int]] | None = None
@@ -186,6 +198,12 @@ class StatelessProxy:
                 break
             headers.pop_first_value("route")
             routed_here = True
+        if self.rewrite_contact and "route" not in headers:
+            original = self._decode_contact(request.uri)
+            if original is not None:
+                # A Contact we rewrote: the request goes to the real one.
+                request.uri = original
+                routed_here = True
         uri = request.uri
         has_route = "route" in headers
         if not has_route:
@@ -291,6 +309,8 @@ class StatelessProxy:
                 if out_leg is not in_leg:
                     headers.prepend("Record-Route", _record_route(out_leg))
                     added_rr = 2
+            if self.rewrite_contact and out_leg is not in_leg and "contact" in headers:
+                self._rewrite_contacts(request, out_leg)
             out_leg.add_via(request, target.address, branch=branch)
             try:
                 await out_leg.send(bytes(request), target.address, tls_hostname=target.hostname)
@@ -312,12 +332,57 @@ class StatelessProxy:
         if leg.strip_via(response) is None or "via" not in response.headers:
             self._dropped += 1
             return
+        if self.rewrite_contact and "contact" in response.headers:
+            via = response.top_via
+            host = via.received or via.host
+            out_leg = self._leg_for(Target(via.transport.lower(), host, via.default_port()), leg)
+            if out_leg is not None and out_leg is not leg:
+                self._rewrite_contacts(response, out_leg)
         try:
             await self.dispatcher.deliver(response, do_retransmits=False)
         except DeliveryError:
             self._dropped += 1
             return
         self._responses += 1
+
+    # ----- Contact rewriting ------------------------------------------------------------
+
+    def _mac(self, data: bytes) -> str:
+        return hmac.new(self._secret, data, hashlib.sha256).hexdigest()[:16]
+
+    def encode_contact(self, uri: URI, leg: Leg) -> URI:
+        """A URI of ``leg`` that stands for ``uri`` (see ``rewrite_contact``)."""
+        raw = str(uri).encode("utf-8", "surrogateescape")
+        token = base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+        return URI.parse(f"{leg.contact_uri(f'{token}.{self._mac(raw)}')}")
+
+    def _decode_contact(self, uri: URI) -> URI | None:
+        user = uri.user
+        if user is None or "." not in user or not self.is_ours(uri):
+            return None
+        token, _, mac = user.rpartition(".")
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        except ValueError:
+            return None
+        if not hmac.compare_digest(mac, self._mac(raw)):
+            return None
+        try:
+            return URI.parse(raw.decode("utf-8", "surrogateescape"))
+        except ParseError:
+            return None
+
+    def _rewrite_contacts(self, message: Request | Response, leg: Leg) -> None:
+        try:
+            contacts = message.contacts
+        except ParseError:
+            return
+        if not contacts:
+            return
+        message.headers.remove("contact")
+        for contact in contacts:
+            rewritten = dataclasses.replace(contact, uri=self.encode_contact(contact.uri, leg))
+            message.headers.add("Contact", str(rewritten))
 
     def statistics(self) -> ProxyStatistics:
         """Counters of forwarded requests and responses, own answers, drops."""
