@@ -349,3 +349,19 @@ async def test_contacts_are_rewritten_between_legs_and_lead_back() -> None:
                 assert isinstance(arrived, Request)
                 assert arrived.method == "BYE"
                 assert arrived.uri_text == alice
+
+
+async def test_a_forged_rewritten_contact_is_not_followed() -> None:
+    async with running(rewrite_contact=True) as (caller, callee, proxy, disp):
+        leg = disp.legs[0]
+        real = proxy.encode_contact(URI.parse(f"sip:bob@127.0.0.1:{callee.port}"), leg)
+        assert real.user is not None
+        token, _, mac = real.user.rpartition(".")
+        other = "0" * len(mac) if mac != "0" * len(mac) else "1" * len(mac)
+        forged = real.replace(user=f"{token}.{other}")
+        response = final(await exchange(caller, leg.address, invite(caller, str(forged))))
+        # Not decoded: the URI names the proxy itself, which is a loop.
+        assert response.status == 482
+        genuine = invite(caller, str(real), branch="z9hG4bKreal")
+        await caller.send(genuine, leg.address)
+        assert (await forwarded(callee, 1)).uri_text == f"sip:bob@127.0.0.1:{callee.port}"
