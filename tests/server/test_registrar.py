@@ -233,3 +233,22 @@ async def test_purge_removes_only_expired_bindings(make_store: Callable[[], Bind
     await store.replace("sip:a@x", [])
     assert await store.count() == 0
     await store.aclose()
+
+
+async def test_bad_contact_parameters_and_non_sip_aor_are_refused() -> None:
+    store = MemoryStore()
+    async with running(store, Clock()) as (peer, _registrar, dst):
+        for n, contact in enumerate(
+            [
+                "Contact: <sip:a@192.0.2.1>;expires=soon",
+                "Contact: <sip:a@192.0.2.1>;q=1.5",
+                "Contact: <sip:a@192.0.2.1>;reg-id=x",
+                "Contact: *, <sip:a@192.0.2.1>",
+            ],
+            start=1,
+        ):
+            response = final(await exchange(peer, dst, register(peer, n, contact)))
+            assert response.status == 400, contact
+        tel = register(peer, 9, "Contact: <sip:a@192.0.2.1>", to="<tel:+15551234>")
+        assert final(await exchange(peer, dst, tel)).status == 416
+        assert await store.count() == 0
