@@ -15,7 +15,7 @@ import pytest
 from tests.dispatcher._peer import UDPPeer, raw_request, udp_peer
 
 from trio_sip.endpoint import DialogState, Endpoint
-from trio_sip.message import Request, Response, make_response, parse_message
+from trio_sip.message import Request, Response, make_ack, make_response, parse_message
 
 from ._helpers import BOUND, running_endpoint, serve
 
@@ -262,3 +262,31 @@ async def test_2xx_parse_sanity() -> None:
     req = parse_message(raw_request("INVITE", ("127.0.0.1", 5), branch="z9hG4bKx"))
     assert isinstance(req, Request)
     assert parse_message(_answer(req, 200, "t", 5)).to.tag == "t"
+
+
+@pytest.mark.parametrize("branch", ["z9hG4bKrfc3261", "rfc2543-1"], ids=["rfc3261", "rfc2543"])
+async def test_ack_for_non_2xx_stops_timer_g(branch: str) -> None:
+    async def busy(ep: Endpoint, request: Request) -> None:
+        await ep.respond(request, 486)
+
+    async with anyio.create_task_group() as tg, udp_peer(tg) as peer, running_endpoint() as ep:
+        tg.start_soon(serve, ep, busy)
+        leg = ep.dispatcher.legs[0]
+        data = raw_request("INVITE", peer.address, branch=branch)
+        invite = parse_message(data)
+        assert isinstance(invite, Request)
+        peer.start = anyio.current_time()
+        await peer.send(data, leg.address)
+        with anyio.fail_after(BOUND):
+            arrivals = await peer.wait_for(3)  # 486 at 0, 0.5, 1.5 (Timer G)
+        assert peer.times() == [0, 0.5, 1.5]
+        response = arrivals[0].message
+        assert isinstance(response, Response)
+        assert response.status == 486
+        # The ACK carries the response's To tag; an RFC 2543 client's ACK is
+        # matched by it (17.2.3), an RFC 3261 one by the INVITE's branch.
+        await peer.send(bytes(make_ack(invite, response)), leg.address)
+        await anyio.sleep(40)
+        assert peer.times() == [0, 0.5, 1.5]
+        assert ep.statistics().server_transactions == 0
+        tg.cancel_scope.cancel()

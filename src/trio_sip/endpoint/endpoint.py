@@ -68,6 +68,7 @@ from ..transaction import (
     TimerFired,
     Transmit,
     TransportFailed,
+    ack_key,
     cancel_target_key,
     client_key,
     client_transaction,
@@ -173,6 +174,8 @@ class _ServerTx:
     trying: anyio.CancelScope | None = None
     cancelled: anyio.Event = field(default_factory=anyio.Event)
     dialog: Dialog | None = None
+    #: Further keys it is filed under: an RFC 2543 client's ACK (17.2.3).
+    extra_keys: list[ServerKey | LegacyServerKey] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -993,8 +996,9 @@ class Endpoint:
                 case InformTU(reason=reason):
                     log.info("server transaction %r failed: %s", tx.machine, reason.value)
                 case Terminate():
-                    if self._server.get(tx.machine.key) is tx:
-                        del self._server[tx.machine.key]
+                    for key in (tx.machine.key, *tx.extra_keys):
+                        if self._server.get(key) is tx:
+                            del self._server[key]
                     if tx.trying is not None:
                         tx.trying.cancel()
                 case _:
@@ -1138,6 +1142,13 @@ class Endpoint:
             self._uas_dialog(tx, response, contact)
         if status >= 200 and tx.trying is not None:
             tx.trying.cancel()
+        if status >= 200 and request.method == "INVITE":
+            # An RFC 2543 client's ACK carries the To tag of this response;
+            # filed under that key too, it finds the transaction (17.2.3).
+            key = ack_key(request, response)
+            if key != tx.machine.key:
+                tx.extra_keys.append(key)
+                self._server[key] = tx
         await self._feed_server(tx, response_from_tu(response))
         if status >= 300 and tx.dialog is not None and tx.dialog.state is DialogState.EARLY:
             self._end_dialog(tx.dialog)  # 12.3: a non-2xx final ends the early dialog
