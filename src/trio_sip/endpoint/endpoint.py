@@ -230,6 +230,8 @@ class ClientRequest:
         self._cancel_sent = False
         self._answered_realms: set[str] = set()
         self._redirects = 0
+        #: Targets not tried yet (RFC 3263 4.3), each with the leg that reaches it.
+        self._routes: list[tuple[Leg, Target]] = []
         #: Every provisional response so far, in order of arrival.
         self.provisional_responses: list[Response] = []
         self._changed = anyio.Event()
@@ -653,12 +655,29 @@ class Endpoint:
         if not routes:
             client._finish(self._local_response(request, 503, "No Route"))
             return
-        leg, target = routes[0]
+        client._routes = routes[1:]
+        await self._send_via(client, request, *routes[0])
+
+    async def _send_via(
+        self, client: ClientRequest, request: Request, leg: Leg, target: Target
+    ) -> None:
         if request.method in DIALOG_CREATING_METHODS:
             contact = self._add_contact(request, leg)
             for dialog in client.dialogs:
                 dialog.local_contact = contact
         await self._start_client(request, client, leg, target.address)
+
+    async def _next_target(self, owner: ClientRequest) -> bool:
+        """RFC 3263 4.3: after a transport error, a timeout or a 503, try the
+        next target as a new transaction. False when there is none left."""
+        if not owner._routes or owner.done:
+            return False
+        leg, target = owner._routes.pop(0)
+        request = _resend_copy(owner.request, self._dialogs)
+        owner.request = request
+        log.info("trying the next target %s:%s for %s", target.host, target.port, request.summary())
+        await self._send_via(owner, request, leg, target)
+        return True
 
     async def _start_client(
         self, request: Request, owner: ClientRequest | None, leg: Leg, dst: Address
@@ -767,7 +786,11 @@ class Endpoint:
 
     async def _client_failed(self, tx: _ClientTx, status: int) -> None:
         owner = tx.owner
-        if owner is not None and not owner.done:
+        if owner is None or owner._tx is not tx:
+            return  # a CANCEL, or an attempt already given up for another target
+        if await self._next_target(owner):
+            return
+        if not owner.done:
             owner._finish(self._local_response(tx.machine.request, status))
             self._client_requests.discard(owner)
 
@@ -777,6 +800,8 @@ class Endpoint:
             return  # a CANCEL's own answer: nothing to do with it
         request = tx.machine.request
         status = response.status
+        if owner._tx is not tx and not 200 <= status < 300:
+            return  # from a target we left (RFC 3263 failover) or an earlier attempt
         if request.method == "INVITE" and 101 <= status <= 299:
             await self._invite_dialog_response(owner, request, response)
         if status < 200:
@@ -788,6 +813,8 @@ class Endpoint:
             return
         if owner.done:
             return  # a further 2xx of a fork was handled above
+        if status == 503 and await self._next_target(owner):
+            return
         if status in (401, 407) and await self._retry_with_auth(owner, response):
             return
         if 300 <= status < 400 and owner.follow_redirects and await self._redirect(owner, response):
