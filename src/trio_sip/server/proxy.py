@@ -172,7 +172,8 @@ class StatelessProxy:
         # Section 16.3 step 3 / 16.6 step 3: Max-Forwards.
         max_forwards = request.max_forwards
         if max_forwards is None:
-            max_forwards = DEFAULT_MAX_FORWARDS
+            # Step 3: added with 70 when absent (not decremented).
+            max_forwards = DEFAULT_MAX_FORWARDS + 1
         elif max_forwards == 0:
             if method == "ACK":
                 self._dropped += 1
