@@ -32,7 +32,7 @@ import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .errors import DeliveryError, DeliveryFailure, ParseError, ResolveError
-from .message import URI, Message, Request, Response, make_response, parse_message
+from .message import URI, Message, Request, Response, make_ack, make_response, parse_message
 from .message.parse import DEFAULT_LIMITS, ParseLimits, parse_head
 from .resolver import Resolver, SystemResolver, Target, uri_transport
 from .transaction.keys import ServerKey, client_key
@@ -106,6 +106,23 @@ class TimerHandle:
 
 
 @dataclass(eq=False)
+class _Failover:
+    """RFC 3263 section 4.3: a request that moves on to the next target when
+    one fails (transport error, Timer B/F, 503)."""
+
+    request: Request
+    remaining: list[Target]
+    keeps_via: bool
+    retransmit: bool
+    leg: Leg | None
+    #: client transaction keys of every attempt; the one in flight is last
+    keys: list[Hashable] = field(default_factory=list)
+    #: the ACK sent for an abandoned INVITE attempt's 503, by its key, to
+    #: answer that 503's retransmissions (RFC 3261 section 17.1.1.3)
+    acks: dict[Hashable, tuple[Leg, Address, bytes]] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
 class _Delivery:
     """One packet in the retransmission queue."""
 
@@ -119,6 +136,9 @@ class _Delivery:
     #: a non-INVITE request that got a 1xx retransmits every T2 (17.1.2.2)
     proceeding: bool = False
     done: bool = False
+    failover: _Failover | None = None
+    #: set when this attempt failed and the next target takes over
+    failing_over: bool = False
 
 
 @dataclass(eq=False, slots=True)
@@ -213,6 +233,8 @@ class Dispatcher:
         self._dropped = 0
         self._receiver_errors = 0
         self._failures: dict[str, int] = {}
+        #: transaction key of a failover attempt -> its delivery's id
+        self._failover_keys: dict[Hashable, Hashable] = {}
 
     # ----- life cycle -----------------------------------------------------------------
 
@@ -433,8 +455,20 @@ class Dispatcher:
             self._dropped += 1
             log.debug("dropping response with a foreign Via from %s", format_address(from_addr))
             return False
-        delivery = self._queue.get(client_key(response))
+        key = client_key(response)
+        delivery = self._queue.get(key)
+        if delivery is None and key in self._failover_keys:
+            delivery = self._queue.get(self._failover_keys[key])
+        if (
+            delivery is not None
+            and delivery.failover is not None
+            and not self._current_attempt(delivery, key, response)
+        ):
+            return False
         if delivery is not None:
+            if response.status == 503 and delivery.failover and delivery.failover.remaining:
+                self._fail_over_on_503(delivery, key, response)
+                return False
             if response.status >= 200 or delivery.kind is RetransmitKind.INVITE_REQUEST:
                 self._finish_delivery(delivery.id)
             else:
@@ -601,9 +635,23 @@ class Dispatcher:
             targets = [Target(leg.proto, dst[0], dst[1])]
         else:
             targets = await self._targets_for(request, dst)
+        return await self._try_targets(request, targets, id, callback, leg, retransmit, None)
+
+    async def _try_targets(
+        self,
+        request: Request,
+        targets: list[Target],
+        id: Hashable | None,
+        callback: DeliveryCallback | None,
+        leg: Leg | None,
+        retransmit: bool,
+        failover: _Failover | None,
+    ) -> Hashable:
+        """Send ``request`` to the first target that takes it; the ones after
+        it stay for failover (RFC 3263 section 4.3)."""
         last_error: DeliveryError | None = None
-        keeps_via = self._has_our_via(request)
-        for target in targets:
+        keeps_via = failover.keeps_via if failover is not None else self._has_our_via(request)
+        for index, target in enumerate(targets):
             out_leg = leg if leg is not None else self._find_leg(target)
             if out_leg is None:
                 last_error = DeliveryError(
@@ -632,12 +680,31 @@ class Dispatcher:
             try:
                 await self._send(out_leg, data, target)
             except DeliveryError as exc:
+                # RFC 3263 section 4.3: a transport failure moves on to the
+                # next target, with a new transaction (a fresh branch).
                 last_error = exc
                 if not keeps_via:
                     request.headers.pop_first_value("via")
                 continue
             delivery_id = id if id is not None else client_key(request)
-            if request.method == "ACK" or not retransmit or out_leg.reliable:
+            remaining = targets[index + 1 :]
+            # ACK and CANCEL follow the INVITE's hop; they never fail over.
+            if (
+                failover is None
+                and remaining
+                and retransmit
+                and request.method not in ("ACK", "CANCEL")
+            ):
+                failover = _Failover(request, remaining, keeps_via, retransmit, leg)
+            if failover is not None:
+                failover.remaining = remaining
+                key = client_key(request)
+                failover.keys.append(key)
+                self._failover_keys[key] = delivery_id
+            reliable_done = out_leg.reliable and not (failover and failover.remaining)
+            if request.method == "ACK" or not retransmit or reliable_done:
+                if failover is not None:
+                    self._forget_failover(failover)
                 if out_leg.reliable and callback is not None:
                     callback(None)
                 return delivery_id
@@ -647,10 +714,70 @@ class Dispatcher:
                 else RetransmitKind.NON_INVITE_REQUEST
             )
             self._queue_retransmission(
-                _Delivery(delivery_id, data, out_leg, target.address, kind, callback)
+                _Delivery(
+                    delivery_id, data, out_leg, target.address, kind, callback, failover=failover
+                )
             )
             return delivery_id
         raise last_error or DeliveryError(DeliveryFailure.NO_ROUTE, "no target")
+
+    def _current_attempt(self, d: _Delivery, key: Hashable, response: Response) -> bool:
+        """Whether ``response`` (of a failover delivery) answers the attempt in
+        flight; a late answer to an abandoned attempt is absorbed, its 503
+        ACKed again, and a 2xx handed up (it made a dialog the TU must end)."""
+        assert d.failover is not None
+        if d.failover.keys[-1] == key:
+            return True
+        ack = d.failover.acks.get(key)
+        if ack is not None and response.status >= 300:
+            leg, dst, data = ack
+            self._task_group().start_soon(self._send_quietly, leg, data, dst)
+        if 200 <= response.status < 300:
+            self._hand_up(response, d.leg, d.dst)
+        self._absorbed += 1
+        return False
+
+    def _fail_over_on_503(self, d: _Delivery, key: Hashable, response: Response) -> None:
+        """RFC 3263 section 4.3: a 503 sends the request to the next target."""
+        assert d.failover is not None
+        d.failing_over = True
+        d.scope.cancel()
+        ack: bytes | None = None
+        if d.kind is RetransmitKind.INVITE_REQUEST:
+            # The INVITE's client transaction ACKs a non-2xx itself (17.1.1.3).
+            ack = bytes(make_ack(d.failover.request, response))
+            d.failover.acks[key] = (d.leg, d.dst, ack)
+        self._task_group().start_soon(self._fail_over, d, "503 Service Unavailable", ack)
+
+    async def _fail_over(self, d: _Delivery, why: str, ack: bytes | None = None) -> None:
+        """Deliver ``d``'s request to its remaining targets as a new transaction."""
+        failover = d.failover
+        assert failover is not None
+        log.info("delivery %r to %s failed (%s): next target", d.id, format_address(d.dst), why)
+        if ack is not None:
+            await self._send_quietly(d.leg, ack, d.dst)
+        if not failover.keeps_via:
+            failover.request.headers.pop_first_value("via")
+        try:
+            await self._try_targets(
+                failover.request,
+                failover.remaining,
+                d.id,
+                d.callback,
+                failover.leg,
+                failover.retransmit,
+                failover,
+            )
+        except DeliveryError as exc:
+            self._forget_failover(failover)
+            self._count_failure(exc.reason)
+            log.info("delivery %r failed on every target: %s", d.id, exc)
+            if d.callback is not None:
+                self._call_back(d.callback, exc)
+
+    def _forget_failover(self, failover: _Failover) -> None:
+        for key in failover.keys:
+            self._failover_keys.pop(key, None)
 
     def _has_our_via(self, request: Request) -> bool:
         # ACK for a non-2xx and CANCEL copy the INVITE's Via, which is ours:
@@ -735,9 +862,13 @@ class Dispatcher:
             if proxy is not None:
                 return await self._resolve_proxy(proxy, request)
         try:
-            return await self.resolver.resolve(uri)
+            return await self.resolver.resolve(uri, transports=self._transports())
         except ResolveError as exc:
             raise DeliveryError(DeliveryFailure.NO_ROUTE, str(exc)) from exc
+
+    def _transports(self) -> set[str]:
+        """The transports we have legs for: RFC 3263 section 4.1 picks among them."""
+        return {leg.proto for leg in self._legs}
 
     def _proxy_for_domain(self, host: str) -> str | None:
         domain = host.lower().rstrip(".")
@@ -753,10 +884,12 @@ class Dispatcher:
         if ":" in proxy and proxy.split(":", 1)[0].lower() in ("sip", "sips"):
             uri = URI.parse(proxy)
         else:
-            host, port = parse_address(proxy)
-            uri = URI("sip", host, port=port, params=request.uri.params.without("maddr"))
+            # No port: RFC 3263 may find one (SRV); 0 is never a SIP port.
+            host, port = parse_address(proxy, default_port=0)
+            params = request.uri.params.without("maddr")
+            uri = URI("sip", host, port=port or None, params=params)
         try:
-            return await self.resolver.resolve(uri)
+            return await self.resolver.resolve(uri, transports=self._transports())
         except ResolveError as exc:
             raise DeliveryError(DeliveryFailure.NO_ROUTE, str(exc)) from exc
 
@@ -786,7 +919,9 @@ class Dispatcher:
         config = self.timers
         deadline = start + config.duration(d.kind.timeout_timer)
         intervals = retransmit_intervals(d.kind, config)
-        next_send = start + next(intervals)
+        # A reliable transport does not retransmit (17.1.1.2); it waits for
+        # Timer B/F only when a failover target is left.
+        next_send = deadline if d.leg.reliable else start + next(intervals)
         error: DeliveryError | None = None
         with d.scope:
             try:
@@ -809,6 +944,14 @@ class Dispatcher:
                 if self._queue.get(d.id) is d:
                     del self._queue[d.id]
                 d.done = True
+                if error is not None and d.failover is not None and d.failover.remaining:
+                    d.failing_over = True
+                if d.failover is not None and not d.failing_over:
+                    self._forget_failover(d.failover)
+        if error is not None and d.failing_over:
+            # RFC 3263 section 4.3: Timer B/F or a transport error: next target.
+            self._task_group().start_soon(self._fail_over, d, str(error))
+            return
         if error is not None:
             self._count_failure(error.reason)
             log.info("delivery %r failed: %s", d.id, error)
