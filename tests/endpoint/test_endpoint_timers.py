@@ -15,7 +15,7 @@ import pytest
 from tests.dispatcher._peer import UDPPeer, raw_request, udp_peer
 
 from trio_sip.endpoint import DialogState, Endpoint
-from trio_sip.message import Request, Response, make_ack, make_response, parse_message
+from trio_sip.message import Message, Request, Response, make_ack, make_response, parse_message
 
 from ._helpers import BOUND, running_endpoint, serve
 
@@ -289,4 +289,46 @@ async def test_ack_for_non_2xx_stops_timer_g(branch: str) -> None:
         await anyio.sleep(40)
         assert peer.times() == [0, 0.5, 1.5]
         assert ep.statistics().server_transactions == 0
+        tg.cancel_scope.cancel()
+
+
+async def test_wait_ack_gives_the_ack_or_none() -> None:
+    results: list[Request | None] = []
+    ready = [anyio.Event(), anyio.Event()]
+
+    async def answer_and_wait(ep: Endpoint, request: Request) -> None:
+        ok = await ep.respond(request, 200)
+        results.append(await ep.wait_ack(ok))
+        ready[len(results) - 1].set()
+
+    async with anyio.create_task_group() as tg, udp_peer(tg) as peer, running_endpoint() as ep:
+        tg.start_soon(serve, ep, answer_and_wait)
+        leg = ep.dispatcher.legs[0]
+        # A caller that never ACKs: None after 64*T1, and the dialog ends.
+        await peer.send(raw_request("INVITE", peer.address, branch="z9hG4bKw1"), leg.address)
+        with anyio.fail_after(BOUND):
+            await ready[0].wait()
+        assert results == [None]
+        # A caller that ACKs with a body (late offer): the ACK itself.
+        await peer.send(
+            raw_request("INVITE", peer.address, branch="z9hG4bKw2", call_id="c2"), leg.address
+        )
+        with anyio.fail_after(BOUND):
+            ok: Message | None = None
+            while not (isinstance(ok, Response) and ok.call_id == "c2"):
+                # Skip the first call's BYE retransmissions (nobody answers them).
+                ok = (await peer.wait_for(len(peer.arrivals) + 1))[-1].message
+            assert isinstance(ok, Response)
+            ack = (
+                f"ACK sip:ep@127.0.0.1:{leg.port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{peer.port};branch=z9hG4bKw3\r\n"
+                f"From: <sip:alice@example.com>;tag=a1\r\nTo: {ok.headers.get('to')}\r\n"
+                f"Call-ID: c2\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\n"
+                f"Content-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n"
+            )
+            await peer.send(ack.encode(), leg.address)
+            await ready[1].wait()
+        second = results[1]
+        assert second is not None
+        assert second.body == b"v=0\n"
         tg.cancel_scope.cancel()

@@ -185,7 +185,9 @@ class _Pending2xx:
     response: Response
     dialog: Dialog
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    #: Set when the ACK came, or when the wait for it ended without one.
     acked: anyio.Event = field(default_factory=anyio.Event)
+    ack: Request | None = None
 
 
 # ----- the client request handle ------------------------------------------------------
@@ -372,6 +374,8 @@ class Endpoint:
         self._dialogs: dict[DialogId, Dialog] = {}
         self._dialog_ended: dict[DialogId, anyio.Event] = {}
         self._pending_2xx: dict[tuple[DialogId, int], _Pending2xx] = {}
+        #: The 2xx answers to INVITEs by id(response), for wait_ack(), while their dialog lives.
+        self._answered: dict[int, _Pending2xx] = {}
         self._acks: dict[DialogId, Request] = {}
         self._nonce_counts: dict[str, int] = {}
         self._client_requests: set[ClientRequest] = set()
@@ -492,6 +496,20 @@ class Endpoint:
         if tx is None:
             raise RequestFailed(f"no transaction for {request.summary()} (answered already?)")
         return await self._respond(tx, status, reason, headers=headers, body=body)
+
+    async def wait_ack(self, response: Response) -> Request | None:
+        """Wait for the ACK of ``response``, a 2xx to an INVITE that :meth:`respond` sent.
+
+        Returns the ACK (which may carry the SDP answer of a late offer), or
+        None when none came within 64*T1: then the Endpoint has already sent
+        a BYE (13.3.1.4). Raises :class:`RequestFailed` for any other
+        response, or one whose dialog is over.
+        """
+        pending = self._answered.get(id(response))
+        if pending is None or pending.response is not response:
+            raise RequestFailed(f"{response.summary()} is no 2xx to an INVITE in a live dialog")
+        await pending.acked.wait()
+        return pending.ack
 
     def dialog_of(self, message: Request | Response) -> Dialog | None:
         """The dialog ``message`` belongs to, once it has one."""
@@ -997,7 +1015,8 @@ class Endpoint:
             return
         pending = self._pending_2xx.pop((did, ack.cseq.seq), None)
         if pending is not None:
-            pending.acked.set()
+            pending.ack = ack
+            self._settle(pending)
             pending.scope.cancel()
 
     async def _feed_server(self, tx: _ServerTx, event: Event) -> None:
@@ -1181,6 +1200,7 @@ class Endpoint:
             self._end_dialog(tx.dialog)  # 12.3: a non-2xx final ends the early dialog
         if creates and status >= 200 and request.method == "INVITE" and tx.dialog is not None:
             pending = _Pending2xx(response, tx.dialog)
+            self._answered[id(response)] = pending
             self._pending_2xx[(tx.dialog.id, request.cseq.seq)] = pending
             self._task_group().start_soon(self._retransmit_2xx, tx, pending)
         return response
@@ -1207,6 +1227,11 @@ class Endpoint:
         self._add_dialog(dialog)
         tx.dialog = dialog
 
+    def _settle(self, pending: _Pending2xx) -> None:
+        pending.acked.set()
+        if pending.dialog.state is DialogState.TERMINATED:
+            self._answered.pop(id(pending.response), None)
+
     async def _retransmit_2xx(self, tx: _ServerTx, pending: _Pending2xx) -> None:
         # 13.3.1.4: the 2xx goes again at T1, 2*T1 ... up to T2 until the ACK;
         # without an ACK after 64*T1 the dialog is confirmed and then ended.
@@ -1225,6 +1250,7 @@ class Endpoint:
                         await self._deliver_quietly(pending.response, tx.leg)
             if self._pending_2xx.get(key) is pending:
                 del self._pending_2xx[key]
+            self._settle(pending)
             log.info("no ACK for %s: ending the dialog", pending.response.summary())
             await self._bye(pending.dialog)
 
@@ -1241,6 +1267,9 @@ class Endpoint:
     def _end_dialog(self, dialog: Dialog) -> None:
         dialog.terminate()
         self._dialogs.pop(dialog.id, None)
+        for key, pending in list(self._answered.items()):
+            if pending.dialog is dialog and pending.acked.is_set():
+                del self._answered[key]
         if dialog.id in self._acks:
             # The ACK stays for 64*T1 (Timer M): a late 2xx retransmission
             # still gets it, and no new dialog.
