@@ -277,6 +277,11 @@ def _has_route(address: str) -> bool:
     return True
 
 
+def _domain(name: dns.name.Name) -> str:
+    """A record's target name as text; "" for the root ("." means none)."""
+    return "" if name == dns.name.root else name.to_text(omit_final_dot=True)
+
+
 def _dnspython_backend() -> dns._asyncbackend.Backend:
     # dnspython remembers the first backend it detects for the whole process;
     # a program (or a test run) that uses trio and asyncio in turn needs the
@@ -479,7 +484,7 @@ class DNSResolver:
         for record in sorted(records, key=lambda r: (r.order, r.preference)):
             flags = record.flags.decode("ascii", "replace").lower()
             service = record.service.decode("ascii", "replace").upper()
-            replacement = record.replacement.to_text(omit_final_dot=True)
+            replacement = _domain(record.replacement)
             # RFC 3263 section 4.1: SIP uses the replacement, never a regexp;
             # a record with a regexp or without a replacement is not ours.
             if record.regexp or not replacement:
@@ -520,12 +525,12 @@ class DNSResolver:
             return []
         # RFC 2782: a lone record with target "." says the service is
         # decidedly not available here; a "." among others is skipped.
-        usable = [r for r in records if r.target.to_text(omit_final_dot=True) and r.port]
+        usable = [r for r in records if _domain(r.target) and r.port]
         ordered = order_srv(usable, self.rng)[: self.max_srv_targets]
         calls = [
             partial(
                 self._address_targets,
-                record.target.to_text(omit_final_dot=True),
+                _domain(record.target),
                 transport,
                 record.port,
                 hostname,

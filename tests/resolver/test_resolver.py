@@ -134,6 +134,7 @@ async def test_unusable_naptr_records_are_skipped() -> None:
             f'5 5 "s" "SIP+D2U" "!^.*$!sip:x@y!" _sip._udp.{D}.',
             naptr(6, 5, "u", "SIP+D2U", f"_sip._udp.{D}."),
             naptr(7, 5, "s", "SIP+D2X", f"_sip._udp.{D}."),
+            naptr(7, 6, "s", "SIP+D2T", "."),
             naptr(8, 5, "s", "SIP+D2U", f"_sip._udp.{D}."),
         )
         .add(f"_sip._udp.{D}.", 300, "SRV", f"0 0 5070 udp.{D}.")
@@ -141,6 +142,8 @@ async def test_unusable_naptr_records_are_skipped() -> None:
     )
     async with dns_server(zone) as server:
         assert await resolve(server, f"sip:{D}") == [Target("udp", "127.0.0.10", 5070, D)]
+        # The replacement "." names nothing: it is never looked up.
+        assert [q for q in server.queries if q[0] == "."] == []
 
 
 async def test_naptr_flag_a_goes_straight_to_addresses() -> None:
@@ -289,12 +292,13 @@ def test_order_srv_puts_zero_weights_last_almost_always() -> None:
 async def test_srv_target_dot_means_not_available() -> None:
     zone = (
         Zone()
-        .add(f"_sip._udp.{D}.", 300, "SRV", "0 0 0 .")
+        .add(f"_sip._udp.{D}.", 300, "SRV", "0 0 5060 .")
         .add(f"_sip._tcp.{D}.", 300, "SRV", f"0 0 5071 tcp.{D}.")
         .add(f"tcp.{D}.", 300, "A", "127.0.0.11")
     )
     async with dns_server(zone) as server:
         assert await resolve(server, f"sip:{D}") == [Target("tcp", "127.0.0.11", 5071, D)]
+        assert [q for q in server.queries if q[0] == "."] == []
 
 
 # ----- the cache --------------------------------------------------------------------------
