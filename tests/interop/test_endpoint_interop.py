@@ -7,6 +7,8 @@ retransmission and the dialog doing the ACK and BYE.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import anyio
 import pytest
 
@@ -124,3 +126,65 @@ async def test_endpoint_uac_calls_netsip_uas(netsip: str) -> None:
     ):
         for _ in range(3):
             await _call_and_hang_up(ep, _uri(uas.address, Transport.UDP, "netsip-uas"))
+
+
+# A Net::SIP caller: INVITE, wait for the 200 (Net::SIP sends the ACK), BYE.
+# Prints what happened; exits 0 only when the BYE got its final response.
+NETSIP_UAC = r"""
+use strict;
+use warnings;
+use Net::SIP qw(:all);
+my ($proto, $addr, $to) = @ARGV;
+$SIG{ALRM} = sub { print "TIMEOUT\n"; exit(3) };
+alarm(30);
+my $ua = Simple->new(
+    from => 'sip:netsip-uac@localhost',
+    leg  => { proto => $proto, addr => $addr, port => 0 },
+);
+my $call = $ua->invite($to, init_media => undef)
+    or do { print "INVITE FAILED: ", $ua->error, "\n"; exit(1) };
+print "ESTABLISHED\n";
+my $done;
+$call->bye(cb_final => \$done);
+$ua->loop(10, \$done);
+print $done ? "BYE DONE\n" : "BYE TIMEOUT\n";
+exit($done ? 0 : 2);
+"""
+
+
+@TRANSPORTS
+async def test_netsip_uac_calls_endpoint_uas(
+    netsip: str, transport: Transport, tmp_path: Path
+) -> None:
+    script = tmp_path / "netsip_uac.pl"
+    script.write_text(NETSIP_UAC)
+    invites: list[Request] = []
+
+    async def serve(ep: Endpoint) -> None:
+        async for request in ep.incoming():
+            if request.method == "INVITE":
+                invites.append(request)
+                await ep.respond(request, 200, headers=SDP_HEADERS, body=SDP)
+            else:
+                await ep.respond(request, 200)
+
+    async with (
+        Dispatcher([f"{_proto(transport)}:127.0.0.1:0"]) as disp,
+        Endpoint(disp, user="callee") as ep,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(serve, ep)
+        target = _uri(Address("127.0.0.1", disp.legs[0].port), transport, "callee")
+        with anyio.fail_after(40):
+            result = await anyio.run_process(
+                [netsip, str(script), _proto(transport), "127.0.0.1", target], check=False
+            )
+        dialogs = ep.dialogs
+        pending = ep.statistics().pending_2xx
+        tg.cancel_scope.cancel()
+    output = result.stdout.decode() + result.stderr.decode()[-2000:]
+    assert result.returncode == 0, output
+    assert "BYE DONE" in output
+    assert len(invites) == 1
+    assert dialogs == ()  # the BYE ended it
+    assert pending == 0  # Net::SIP's ACK arrived
