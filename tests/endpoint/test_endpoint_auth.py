@@ -22,7 +22,14 @@ HEADERS = {
 class Challenger:
     """A UAS that wants digest credentials for ``password`` before answering 200."""
 
-    def __init__(self, status: int, algorithm: Algorithm, password: str = "secret") -> None:
+    def __init__(
+        self,
+        status: int,
+        algorithm: Algorithm,
+        password: str = "secret",
+        qop: tuple[str, ...] = ("auth",),
+    ) -> None:
+        self.qop = qop
         self.status = status
         self.algorithm = algorithm
         self.password = password
@@ -37,7 +44,9 @@ class Challenger:
         creds = Credentials.parse(value) if value is not None else None
         self.seen.append(creds)
         self.cseqs.append(request.cseq.seq)
-        good = creds is not None and verify(creds, method=request.method, password=self.password)
+        good = creds is not None and verify(
+            creds, method=request.method, body=request.body, password=self.password
+        )
         if good and creds is not None and creds.nonce == self.nonces[-1]:
             if self.stale_once:
                 self.stale_once = False
@@ -50,7 +59,7 @@ class Challenger:
 
     async def _challenge(self, ep: Endpoint, request: Request, header: str, *, stale: bool) -> None:
         challenge = Challenge(
-            "test.example", self.nonces[-1], algorithm=self.algorithm, qop=("auth",), stale=stale
+            "test.example", self.nonces[-1], algorithm=self.algorithm, qop=self.qop, stale=stale
         )
         await ep.respond(request, self.status, headers=[(header, str(challenge))])
 
@@ -170,4 +179,24 @@ async def test_redirect_followed_when_asked(follow: bool) -> None:
         else:
             assert final.status == 302
             assert seen == []
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("qop", [("auth-int",), ()], ids=["auth-int", "rfc2069"])
+async def test_digest_auth_int_and_no_qop(qop: tuple[str, ...]) -> None:
+    challenger = Challenger(401, Algorithm.SHA_256, qop=qop)
+    async with (
+        running_endpoint() as uas,
+        running_endpoint(credentials=("alice", "secret")) as uac,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(serve, uas, challenger)
+        with anyio.fail_after(BOUND):
+            final = await uac.request(
+                uri_of(uas), "MESSAGE", headers=[("Content-Type", "text/plain")], body=b"hello"
+            )
+        assert final.status == 200
+        creds = challenger.seen[1]
+        assert creds is not None
+        assert creds.qop == (qop[0] if qop else None)
         tg.cancel_scope.cancel()
