@@ -200,3 +200,20 @@ async def test_digest_auth_int_and_no_qop(qop: tuple[str, ...]) -> None:
         assert creds is not None
         assert creds.qop == (qop[0] if qop else None)
         tg.cancel_scope.cancel()
+
+
+async def test_cancelled_invite_is_not_retried_with_credentials() -> None:
+    challenger = Challenger(407, Algorithm.MD5)
+    async with (
+        running_endpoint() as uas,
+        running_endpoint(credentials=("alice", "secret")) as uac,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(serve, uas, challenger)
+        with anyio.fail_after(BOUND):
+            call = await uac.new_request("INVITE", uri_of(uas))
+            await call.cancel()  # before any provisional: only remembered (9.1)
+            final = await call.wait_final()
+        assert final.status == 407
+        assert challenger.seen == [None]
+        tg.cancel_scope.cancel()

@@ -704,6 +704,8 @@ class Endpoint:
         tx = _ClientTx(machine, leg, dst, owner)
         if owner is not None:
             owner._tx = tx
+            # 9.1 counts provisionals of the transaction being cancelled.
+            owner._got_provisional = False
         await self._perform_client(tx, machine.start())
         return tx
 
@@ -831,11 +833,7 @@ class Endpoint:
             return
         if owner.done:
             return  # a further 2xx of a fork was handled above
-        if status == 503 and await self._next_target(owner):
-            return
-        if status in (401, 407) and await self._retry_with_auth(owner, response):
-            return
-        if 300 <= status < 400 and owner.follow_redirects and await self._redirect(owner, response):
+        if await self._retried(owner, response):
             return
         if request.method != "INVITE" and request.method in TARGET_REFRESH_METHODS:
             # 12.2.1.2: a 2xx to a target refresh request (UPDATE ...) moves the target.
@@ -857,6 +855,19 @@ class Endpoint:
                 self._end_dialog(ended)
         owner._finish(response)
         self._client_requests.discard(owner)
+
+    async def _retried(self, owner: ClientRequest, response: Response) -> bool:
+        """Whether ``response`` led to a new attempt: next target, credentials, redirect."""
+        if owner._cancel_wanted:
+            return False  # cancelled: no retry of any kind, this answer is the last
+        status = response.status
+        if status == 503:
+            return await self._next_target(owner)
+        if status in (401, 407):
+            return await self._retry_with_auth(owner, response)
+        if 300 <= status < 400 and owner.follow_redirects:
+            return await self._redirect(owner, response)
+        return False
 
     async def _invite_dialog_response(
         self, owner: ClientRequest, invite: Request, response: Response
