@@ -161,3 +161,14 @@ def test_reception_restarts_on_a_new_ssrc() -> None:
     stats.update(RtpPacket(0, 7, 0, 2), 0.0)
     assert stats.ssrc == 2
     assert (stats.received, stats.expected) == (1, 1)
+
+
+def test_reception_tells_late_packets_from_duplicates() -> None:
+    stats = ReceptionStats(8000)
+    packets = _stream(65534, 6)  # wraps after the second
+    for index in (0, 1, 3, 2, 4, 2, 5, 3):  # 2 and 3 arrive late, then again
+        stats.update(packets[index], index * 0.02)
+    assert stats.expected == 6
+    assert stats.received == 8
+    assert stats.duplicates == 2
+    assert stats.lost == 0

@@ -38,6 +38,10 @@ _EXTENSION: Final = struct.Struct("!HH")
 _MAX_DROPOUT: Final = 3000
 _MAX_MISORDER: Final = 100
 _SEQ_MOD: Final = 1 << 16
+# Sequence numbers remembered behind the highest, to tell a duplicate from a
+# late packet (bit i of the mask: highest - i was received).
+_WINDOW: Final = 128
+_WINDOW_MASK: Final = (1 << _WINDOW) - 1
 
 
 def seq_newer(a: int, b: int) -> bool:
@@ -241,6 +245,7 @@ class ReceptionStats:
         self.cycles = 0
         self.duplicates = 0
         self._bad_sequence: int | None = None
+        self._seen = 0
         self._transit: float | None = None
         #: Interarrival jitter in timestamp units (RFC 3550 section 6.4.1).
         self.jitter_units = 0.0
@@ -253,6 +258,7 @@ class ReceptionStats:
         self.received = 0
         self.duplicates = 0
         self._bad_sequence = None
+        self._seen = 1
         self._transit = None
         self.jitter_units = 0.0
 
@@ -274,14 +280,21 @@ class ReceptionStats:
                 if seq < self.max_sequence:
                     self.cycles += _SEQ_MOD  # the 16-bit counter wrapped
                 self.max_sequence = seq
-            elif delta <= _SEQ_MOD - _MAX_MISORDER:
+                self._seen = ((self._seen << delta) | 1) & _WINDOW_MASK
+            elif delta > _SEQ_MOD - _MAX_MISORDER:
+                # Late (reordered) or a duplicate of a recent packet.
+                behind = _SEQ_MOD - delta
+                if behind < _WINDOW:
+                    if self._seen >> behind & 1:
+                        self.duplicates += 1
+                    self._seen |= 1 << behind
+            else:
                 # A big jump: the sender restarted, or this is stray. Believe it
                 # when the next packet follows it (appendix A.1).
                 if seq != self._bad_sequence:
                     self._bad_sequence = (seq + 1) & 0xFFFF
                     return False
                 self._restart(packet)
-            # else: late or duplicate within the misorder window, counted below
         self.received += 1
         if timing:
             self._jitter(packet.timestamp, arrival)
@@ -311,7 +324,8 @@ class ReceptionStats:
 
     @property
     def lost(self) -> int:
-        """Packets expected but not received; never negative (duplicates could make it so)."""
+        """Packets expected but not received (duplicates seen in the last 128 are not
+        counted as received); never negative."""
         return max(0, self.expected - self.received + self.duplicates)
 
     @property
