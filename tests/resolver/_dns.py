@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
 import anyio
@@ -21,6 +21,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 from anyio.abc import TaskGroup, UDPSocket
+from anyio.streams.buffered import BufferedByteReceiveStream
 
 #: The SOA every negative answer carries (its minimum is the negative TTL).
 SOA = "ns.test. hostmaster.test. 1 3600 600 86400 {minimum}"
@@ -40,6 +41,9 @@ class Zone:
     servfail: set[dns.name.Name] = field(default_factory=set)
     #: raw reply bytes per name (the query id is patched in)
     raw: dict[dns.name.Name, bytes] = field(default_factory=dict)
+    #: names whose UDP answers are truncated (TC set, no records): the
+    #: client must ask again over TCP
+    truncated: set[dns.name.Name] = field(default_factory=set)
     #: SOA minimum for negative answers; None: no SOA in negative answers
     negative_minimum: int | None = 60
 
@@ -98,6 +102,8 @@ class DNSServer:
     zone: Zone
     tg: TaskGroup
     queries: list[tuple[str, str]] = field(default_factory=list)
+    #: the queries that came over TCP
+    tcp_queries: list[tuple[str, str]] = field(default_factory=list)
     #: replies to concurrent queries take turns on the socket
     send_lock: anyio.Lock = field(default_factory=anyio.Lock)
 
@@ -116,17 +122,41 @@ class DNSServer:
         except anyio.ClosedResourceError:
             return
 
-    async def _reply(self, data: bytes, addr: tuple[str, int]) -> None:
+    async def _answer(self, data: bytes, *, tcp: bool) -> bytes:
         query = dns.message.from_wire(data)
         question = query.question[0]
         name = question.name
-        self.queries.append((name.to_text().lower(), dns.rdatatype.to_text(question.rdtype)))
+        asked = (name.to_text().lower(), dns.rdatatype.to_text(question.rdtype))
+        self.queries.append(asked)
+        if tcp:
+            self.tcp_queries.append(asked)
         delay = self.zone.delays.get(name)
         if delay is not None:
             await anyio.sleep(delay)
         raw = self.zone.raw.get(name)
-        # Raw bytes get the query's id, so that only their content is wrong.
-        wire = data[:2] + raw[2:] if raw is not None else self.zone.answer(query).to_wire()
+        if raw is not None:
+            # Raw bytes get the query's id, so that only their content is wrong.
+            return data[:2] + raw[2:]
+        if not tcp and name in self.zone.truncated:
+            response = dns.message.make_response(query)
+            response.flags |= dns.flags.TC
+            return response.to_wire()
+        return self.zone.answer(query).to_wire()
+
+    async def _serve_tcp(self, stream: anyio.abc.SocketStream) -> None:
+        # RFC 1035 section 4.2.2: each message after a two-byte length.
+        reader = BufferedByteReceiveStream(stream)
+        async with stream:
+            try:
+                while True:
+                    size = int.from_bytes(await reader.receive_exactly(2), "big")
+                    wire = await self._answer(await reader.receive_exactly(size), tcp=True)
+                    await stream.send(len(wire).to_bytes(2, "big") + wire)
+            except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError):
+                return
+
+    async def _reply(self, data: bytes, addr: tuple[str, int]) -> None:
+        wire = await self._answer(data, tcp=False)
         try:
             async with self.send_lock:
                 await self.sock.sendto(wire, *addr)
@@ -135,13 +165,30 @@ class DNSServer:
 
 
 @asynccontextmanager
-async def dns_server(zone: Zone) -> AsyncIterator[DNSServer]:
-    """Serve ``zone`` on 127.0.0.1 (UDP) at a free port until the block ends."""
-    async with anyio.create_task_group() as tg:
-        async with await anyio.create_udp_socket(
-            family=socket.AF_INET, local_host="127.0.0.1"
-        ) as sock:
+async def dns_server(zone: Zone, *, tcp: bool = False) -> AsyncIterator[DNSServer]:
+    """Serve ``zone`` on 127.0.0.1 at a free port until the block ends: UDP,
+    and TCP on the same port number when ``tcp`` is true."""
+    async with AsyncExitStack() as closers, anyio.create_task_group() as tg:
+        for _attempt in range(10):
+            sock = await anyio.create_udp_socket(family=socket.AF_INET, local_host="127.0.0.1")
             server = DNSServer(sock, zone, tg)
+            if not tcp:
+                break
+            try:
+                listener = await anyio.create_tcp_listener(
+                    local_host="127.0.0.1", local_port=server.port
+                )
+            except OSError:
+                # The port is free for UDP but taken for TCP: try another.
+                await sock.aclose()
+                continue
+            # Closed once the task group is done, not under a running serve().
+            closers.push_async_callback(listener.aclose)
+            tg.start_soon(listener.serve, server._serve_tcp)
+            break
+        else:
+            raise RuntimeError("no port free for both UDP and TCP")
+        async with sock:
             tg.start_soon(server._run)
             yield server
         tg.cancel_scope.cancel()

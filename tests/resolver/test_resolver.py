@@ -301,6 +301,15 @@ async def test_srv_target_dot_means_not_available() -> None:
         assert [q for q in server.queries if q[0] == "."] == []
 
 
+async def test_a_truncated_answer_is_asked_again_over_tcp() -> None:
+    zone = weighted_zone()
+    zone.truncated.add(name(f"_sip._udp.{D}"))
+    async with dns_server(zone, tcp=True) as server:
+        targets = await resolve(server, f"sip:{D};transport=udp")
+        assert sorted(t.port for t in targets) == [5001, 5002, 5003, 5004]
+        assert server.tcp_queries == [(f"_sip._udp.{D}.", "SRV")]
+
+
 # ----- the cache --------------------------------------------------------------------------
 
 
