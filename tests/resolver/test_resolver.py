@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import socket
 from collections import Counter
 
 import anyio
@@ -188,6 +189,32 @@ async def test_no_naptr_no_srv_means_addresses_on_the_default_port() -> None:
             Target("tcp", "127.0.0.3", 5060, D),
             Target("tcp", "::1", 5060, D),
         ]
+
+
+def _ipv6_loopback_routed() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            probe.connect(("::1", 9))
+    except OSError:
+        return False
+    return True
+
+
+async def test_system_order_puts_reachable_ipv6_first() -> None:
+    zone = (
+        Zone()
+        .add(f"{D}.", 60, "A", "127.0.0.3")
+        .add(f"{D}.", 60, "AAAA", "::1")
+        .add(f"{D}.", 60, "AAAA", "2001:db8::1")
+    )
+    async with dns_server(zone) as server:
+        targets = await resolve(server, f"sip:{D}:5060", address_order="system")
+    hosts = [t.host for t in targets]
+    assert sorted(hosts) == sorted(["127.0.0.3", "::1", "2001:db8::1"])
+    if _ipv6_loopback_routed():
+        assert hosts.index("::1") < hosts.index("127.0.0.3")
+    else:
+        assert hosts[0] == "127.0.0.3"
 
 
 async def test_transport_param_queries_only_its_srv() -> None:
