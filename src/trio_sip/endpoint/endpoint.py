@@ -161,7 +161,6 @@ class _ClientTx:
     dst: Address
     owner: ClientRequest | None
     timers: dict[Timer, anyio.CancelScope] = field(default_factory=dict)
-    sent: bool = False
 
 
 @dataclass(eq=False)
@@ -375,7 +374,7 @@ class Endpoint:
         self._dialog_ended: dict[DialogId, anyio.Event] = {}
         self._pending_2xx: dict[tuple[DialogId, int], _Pending2xx] = {}
         #: The 2xx answers to INVITEs by id(response), for wait_ack(), while their dialog lives.
-        self._answered: dict[int, _Pending2xx] = {}
+        self._answered: dict[DialogId, dict[int, _Pending2xx]] = {}
         self._acks: dict[DialogId, Request] = {}
         self._nonce_counts: dict[str, int] = {}
         self._client_requests: set[ClientRequest] = set()
@@ -505,7 +504,8 @@ class Endpoint:
         a BYE (13.3.1.4). Raises :class:`RequestFailed` for any other
         response, or one whose dialog is over.
         """
-        pending = self._answered.get(id(response))
+        did = _uas_dialog_id(response)
+        pending = self._answered.get(did, {}).get(id(response)) if did is not None else None
         if pending is None or pending.response is not response:
             raise RequestFailed(f"{response.summary()} is no 2xx to an INVITE in a live dialog")
         await pending.acked.wait()
@@ -753,7 +753,6 @@ class Endpoint:
             return
         finally:
             self._in_flight.discard(tx)
-        tx.sent = True
         if not tx.machine.terminated:
             self._client[tx.machine.key] = tx
 
@@ -1211,7 +1210,7 @@ class Endpoint:
             self._end_dialog(tx.dialog)  # 12.3: a non-2xx final ends the early dialog
         if creates and status >= 200 and request.method == "INVITE" and tx.dialog is not None:
             pending = _Pending2xx(response, tx.dialog)
-            self._answered[id(response)] = pending
+            self._answered.setdefault(tx.dialog.id, {})[id(response)] = pending
             self._pending_2xx[(tx.dialog.id, request.cseq.seq)] = pending
             self._task_group().start_soon(self._retransmit_2xx, tx, pending)
         return response
@@ -1240,8 +1239,6 @@ class Endpoint:
 
     def _settle(self, pending: _Pending2xx) -> None:
         pending.acked.set()
-        if pending.dialog.state is DialogState.TERMINATED:
-            self._answered.pop(id(pending.response), None)
 
     async def _retransmit_2xx(self, tx: _ServerTx, pending: _Pending2xx) -> None:
         # 13.3.1.4: the 2xx goes again at T1, 2*T1 ... up to T2 until the ACK;
@@ -1278,9 +1275,7 @@ class Endpoint:
     def _end_dialog(self, dialog: Dialog) -> None:
         dialog.terminate()
         self._dialogs.pop(dialog.id, None)
-        for key, pending in list(self._answered.items()):
-            if pending.dialog is dialog and pending.acked.is_set():
-                del self._answered[key]
+        self._answered.pop(dialog.id, None)
         if dialog.id in self._acks:
             # The ACK stays for 64*T1 (Timer M): a late 2xx retransmission
             # still gets it, and no new dialog.
@@ -1288,6 +1283,14 @@ class Endpoint:
         event = self._dialog_ended.pop(dialog.id, None)
         if event is not None:
             event.set()
+
+
+def _uas_dialog_id(response: Response) -> DialogId | None:
+    # The dialog of our own response: To tag local, From tag remote.
+    to_tag = response.to.tag
+    if to_tag is None:
+        return None
+    return DialogId(response.call_id, to_tag.lower(), (response.from_.tag or "").lower())
 
 
 def _uac_dialog_id(request: Request) -> DialogId | None:
