@@ -208,9 +208,12 @@ def test_connection_per_session_or_per_media() -> None:
 
 def test_unspecified_connection_means_no_remote() -> None:
     offer = SessionDescription.parse(OFFER.replace(b"c=IN IP4 198.51.100.1", b"c=IN IP4 0.0.0.0"))
-    _, params = _answer(offer)
+    answer, params = _answer(offer)
     assert params is not None
     assert params.remote is None
+    # The RFC 2543 hold: we must not send, so we only receive.
+    assert params.direction is Direction.RECVONLY
+    assert answer.media[1].direction is Direction.RECVONLY
 
 
 def test_offerer_reads_the_answer() -> None:

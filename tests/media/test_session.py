@@ -19,7 +19,13 @@ from trio_sip.errors import TransportError
 from trio_sip.media import g711
 from trio_sip.media.dtmf import TelephoneEvent
 from trio_sip.media.handlers import AudioClip, echo, play, record, silence
-from trio_sip.media.offer_answer import answer_offer, make_offer, read_answer
+from trio_sip.media.offer_answer import (
+    answer_offer,
+    hold_offer,
+    make_offer,
+    read_answer,
+    resume_offer,
+)
 from trio_sip.media.rtp import RtpPacket
 from trio_sip.media.session import MediaSession, PortRange
 from trio_sip.message.sdp import STATIC_PAYLOAD_TYPES, Direction
@@ -494,3 +500,68 @@ async def test_a_new_ptime_keeps_timestamps_growing() -> None:
     start = got[0][1].timestamp
     assert [(p.timestamp - start) & 0xFFFFFFFF for _, p in got] == [0, 160, 320, 560]
     assert [round(t - got[0][0], 6) for t, _ in got] == [0, 0.02, 0.04, 0.07]
+
+
+async def test_hold_and_resume_change_who_sends() -> None:
+    async with MediaSession(HOST) as a, MediaSession(HOST) as b:
+        offer = make_offer(HOST, a.local_port)
+        answer, answered = answer_offer(offer, HOST, b.local_port)
+        assert answered is not None
+        b.apply(answered)
+        offered = read_answer(offer, answer)
+        assert offered is not None
+        a.apply(offered)
+
+        async def exchange() -> tuple[int, int]:
+            before = (a.statistics().packets_received, b.statistics().packets_received)
+            for _ in range(3):
+                await a.send(b"\x01" * 160)
+                await b.send(b"\x02" * 160)
+            await anyio.sleep(0.1)
+            return (
+                a.statistics().packets_received - before[0],
+                b.statistics().packets_received - before[1],
+            )
+
+        assert await exchange() == (3, 3)
+        # A puts B on hold: A only sends, B only receives.
+        held = hold_offer(offer)
+        held_answer, b_params = answer_offer(held, HOST, b.local_port, previous=answer)
+        assert b_params is not None
+        b.apply(b_params)
+        a_params = read_answer(held, held_answer)
+        assert a_params is not None
+        a.apply(a_params)
+        assert (a.direction, b.direction) == (Direction.SENDONLY, Direction.RECVONLY)
+        assert await exchange() == (0, 3)
+        resumed = resume_offer(held)
+        resumed_answer, b_params = answer_offer(resumed, HOST, b.local_port, previous=held_answer)
+        assert b_params is not None
+        b.apply(b_params)
+        a_params = read_answer(resumed, resumed_answer)
+        assert a_params is not None
+        a.apply(a_params)
+        assert await exchange() == (3, 3)
+        # On hold B numbered nothing: no loss shows on A's side.
+        assert a.statistics().packets_lost == 0
+
+
+def _has_ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_ipv6(), reason="no IPv6 loopback")
+async def test_ipv6_loopback() -> None:
+    async with MediaSession("::1") as a, MediaSession("::1") as b:
+        a.remote = b.local_address
+        await a.send(b"\x05" * 160)
+        ((_, packet),) = await collect(b, 1)
+        assert packet.payload == b"\x05" * 160
+        assert b.remote == a.local_address
+        offer = make_offer("::1", a.local_port)
+        assert offer.media[0].connection_address(offer) == "::1"

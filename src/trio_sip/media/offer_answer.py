@@ -113,6 +113,16 @@ def _telephone_event(rtpmaps: dict[int, RtpMap]) -> int | None:
     return None
 
 
+def _peer_direction(session: SessionDescription, media: Media) -> Direction:
+    direction = session.effective_direction(media)
+    connection = media.effective_connection(session)
+    if connection is not None and connection.is_unspecified and direction.receives:
+        # RFC 3264 8.4: an address of 0.0.0.0 (RFC 2543 hold) means "send me
+        # nothing", whatever the attribute says.
+        return Direction.SENDONLY if direction.sends else Direction.INACTIVE
+    return direction
+
+
 def _remote(session: SessionDescription, media: Media) -> tuple[str, int] | None:
     connection = media.effective_connection(session)
     if connection is None or connection.is_unspecified or media.is_rejected:
@@ -216,7 +226,7 @@ def _accept(
     if not common:
         return None
     event = _telephone_event(rtpmaps) if telephone_event else None
-    ours = _combine(direction, offer.effective_direction(offered))
+    ours = _combine(direction, _peer_direction(offer, offered))
     ptime = offered.ptime or 20
     media = Media.audio(
         port,
@@ -265,7 +275,7 @@ def read_answer(
         event = _telephone_event(answered)
         if event is not None and event not in offered:
             event = None
-        direction = _combine(offer.effective_direction(ours), answer.effective_direction(theirs))
+        direction = _combine(offer.effective_direction(ours), _peer_direction(answer, theirs))
         ptime = theirs.ptime or ours.ptime or 20
         return MediaParams(_remote(answer, theirs), usable[0], event, direction, ptime, index)
     return None
