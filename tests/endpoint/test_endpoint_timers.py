@@ -332,3 +332,35 @@ async def test_wait_ack_gives_the_ack_or_none() -> None:
         assert second is not None
         assert second.body == b"v=0\n"
         tg.cancel_scope.cancel()
+
+
+async def test_cancel_without_invite_gets_481() -> None:
+    async with anyio.create_task_group() as tg, udp_peer(tg) as peer, running_endpoint() as ep:
+        leg = ep.dispatcher.legs[0]
+        await peer.send(raw_request("CANCEL", peer.address, branch="z9hG4bKlost"), leg.address)
+        with anyio.fail_after(BOUND):
+            (arrival,) = await peer.wait_for(1)
+        assert isinstance(arrival.message, Response)
+        assert arrival.message.status == 481
+        tg.cancel_scope.cancel()
+
+
+async def test_full_queue_gets_503_with_retry_after() -> None:
+    async with (
+        anyio.create_task_group() as tg,
+        udp_peer(tg) as peer,
+        running_endpoint(queue_size=1) as ep,
+    ):
+        leg = ep.dispatcher.legs[0]
+        for i in range(2):
+            data = raw_request("MESSAGE", peer.address, branch=f"z9hG4bKq{i}", call_id=f"q{i}")
+            await peer.send(data, leg.address)
+        with anyio.fail_after(BOUND):
+            (arrival,) = await peer.wait_for(1)
+        response = arrival.message
+        assert isinstance(response, Response)
+        assert response.status == 503
+        assert response.call_id == "q1"
+        assert response.headers.get("retry-after") is not None
+        assert ep.statistics().incoming_queued == 1
+        tg.cancel_scope.cancel()
