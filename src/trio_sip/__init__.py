@@ -19,11 +19,35 @@ from .errors import (
 )
 from .message import URI, NameAddr, Request, Response, Via, parse_message
 from .resolver import SystemResolver, Target
+from .server import (
+    Authorize,
+    Binding,
+    BindingStore,
+    Blocker,
+    Dropper,
+    MemoryStore,
+    ReceiveChain,
+    Redirect,
+    Registrar,
+    SQLiteStore,
+    StatelessProxy,
+)
 from .transport import Leg, TCPLeg, TLSLeg, UDPLeg
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "Authorize",
+    "Binding",
+    "BindingStore",
+    "Blocker",
+    "Dropper",
+    "MemoryStore",
+    "ReceiveChain",
+    "Redirect",
+    "Registrar",
+    "SQLiteStore",
+    "StatelessProxy",
     "DeliveryError",
     "DeliveryFailure",
     "Dispatcher",
