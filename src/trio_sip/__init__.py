@@ -9,6 +9,15 @@ The names most programs need are here; the layers have their own modules:
 from __future__ import annotations
 
 from .dispatcher import Dispatcher, DispatcherStatistics, TimerHandle
+from .endpoint import (
+    ClientRequest,
+    Dialog,
+    DialogId,
+    DialogState,
+    Endpoint,
+    EndpointStatistics,
+    RequestFailed,
+)
 from .errors import (
     DeliveryError,
     DeliveryFailure,
@@ -41,6 +50,13 @@ __all__ = [
     "Binding",
     "BindingStore",
     "Blocker",
+    "ClientRequest",
+    "Dialog",
+    "DialogId",
+    "DialogState",
+    "Endpoint",
+    "EndpointStatistics",
+    "RequestFailed",
     "Dropper",
     "MemoryStore",
     "ReceiveChain",
