@@ -749,8 +749,18 @@ class Dispatcher:
             d.failover.acks[key] = (d.leg, d.dst, ack)
         self._task_group().start_soon(self._fail_over, d, "503 Service Unavailable", ack)
 
-    async def _fail_over(self, d: _Delivery, why: str, ack: bytes | None = None) -> None:
-        """Deliver ``d``'s request to its remaining targets as a new transaction."""
+    async def _fail_over(
+        self,
+        d: _Delivery,
+        why: str,
+        ack: bytes | None = None,
+        error: DeliveryError | None = None,
+    ) -> None:
+        """Deliver ``d``'s request to its remaining targets as a new transaction.
+
+        ``error`` is why the last attempt failed; it is what the callback gets
+        when no remaining target has even a leg (a "no route" says less).
+        """
         failover = d.failover
         assert failover is not None
         log.info("delivery %r to %s failed (%s): next target", d.id, format_address(d.dst), why)
@@ -770,6 +780,8 @@ class Dispatcher:
             )
         except DeliveryError as exc:
             self._forget_failover(failover)
+            if exc.reason is DeliveryFailure.NO_ROUTE and error is not None:
+                exc = error
             self._count_failure(exc.reason)
             log.info("delivery %r failed on every target: %s", d.id, exc)
             if d.callback is not None:
@@ -950,7 +962,7 @@ class Dispatcher:
                     self._forget_failover(d.failover)
         if error is not None and d.failing_over:
             # RFC 3263 section 4.3: Timer B/F or a transport error: next target.
-            self._task_group().start_soon(self._fail_over, d, str(error))
+            self._task_group().start_soon(self._fail_over, d, str(error), None, error)
             return
         if error is not None:
             self._count_failure(error.reason)

@@ -346,3 +346,26 @@ async def test_domain2proxy_name_without_port_goes_through_srv() -> None:
             await proxy.wait_for(1)
             assert server.count(f"_sip._udp.{D}", "SRV") == 1
         tg.cancel_scope.cancel()
+
+
+async def test_a_timeout_is_reported_when_no_leg_reaches_the_rest() -> None:
+    outcome = Outcome()
+    async with anyio.create_task_group() as tg, udp_peer(tg) as silent:
+        zone = (
+            Zone()
+            .add(f"_sip._udp.{D}.", 300, "SRV", f"1 0 {silent.port} v4.{D}.", f"2 0 5060 v6.{D}.")
+            .add(f"v4.{D}.", 300, "A", "127.0.0.1")
+            .add(f"v6.{D}.", 300, "AAAA", "::1")
+        )
+        async with (
+            dns_server(zone) as server,
+            Dispatcher(["udp:127.0.0.1:0"], resolver=dns_resolver(server)) as disp,
+        ):
+            await disp.deliver(request("OPTIONS", f"sip:bob@{D}"), callback=outcome)
+            await outcome.event.wait()
+        tg.cancel_scope.cancel()
+    assert len(outcome.results) == 1
+    error = outcome.results[0]
+    assert isinstance(error, DeliveryError)
+    # The IPv6 target has no leg: the timeout of the one tried is the news.
+    assert error.reason is DeliveryFailure.TIMEOUT
