@@ -464,7 +464,8 @@ class Dispatcher:
             and delivery.failover is not None
             and not self._current_attempt(delivery, key, response)
         ):
-            return False
+            # A 2xx to an abandoned attempt made a dialog the TU must end.
+            return 200 <= response.status < 300
         if delivery is not None:
             if response.status == 503 and delivery.failover and delivery.failover.remaining:
                 self._fail_over_on_503(delivery, key, response)
@@ -723,8 +724,8 @@ class Dispatcher:
 
     def _current_attempt(self, d: _Delivery, key: Hashable, response: Response) -> bool:
         """Whether ``response`` (of a failover delivery) answers the attempt in
-        flight; a late answer to an abandoned attempt is absorbed, its 503
-        ACKed again, and a 2xx handed up (it made a dialog the TU must end)."""
+        flight. A late answer to an abandoned attempt does not touch the
+        delivery; a 503 we ACKed is ACKed again."""
         assert d.failover is not None
         if d.failover.keys[-1] == key:
             return True
@@ -732,9 +733,8 @@ class Dispatcher:
         if ack is not None and response.status >= 300:
             leg, dst, data = ack
             self._task_group().start_soon(self._send_quietly, leg, data, dst)
-        if 200 <= response.status < 300:
-            self._hand_up(response, d.leg, d.dst)
-        self._absorbed += 1
+        if not 200 <= response.status < 300:
+            self._absorbed += 1
         return False
 
     def _fail_over_on_503(self, d: _Delivery, key: Hashable, response: Response) -> None:

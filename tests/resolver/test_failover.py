@@ -369,3 +369,37 @@ async def test_a_timeout_is_reported_when_no_leg_reaches_the_rest() -> None:
     assert isinstance(error, DeliveryError)
     # The IPv6 target has no leg: the timeout of the one tried is the news.
     assert error.reason is DeliveryFailure.TIMEOUT
+
+
+async def test_late_2xx_from_an_abandoned_target_is_handed_up_alone() -> None:
+    outcome = Outcome()
+    received: list[tuple[Request | Response, tuple[str, int]]] = []
+    arrived = anyio.Event()
+
+    def receive(packet: Request | Response, leg: object, addr: tuple[str, int]) -> None:
+        received.append((packet, addr))
+        arrived.set()
+
+    async with anyio.create_task_group() as tg, udp_peer(tg) as late, udp_peer(tg) as good:
+        async with (
+            dns_server(srv_zone("udp", late.port, good.port)) as server,
+            Dispatcher(["udp:127.0.0.1:0"], resolver=dns_resolver(server)) as disp,
+        ):
+            disp.set_receiver(receive)
+            sources = [late.address, good.address]
+            leg = disp.legs[0].address
+            await disp.deliver(request("INVITE", f"sip:bob@{D}"), callback=outcome)
+            await good.wait_for(1)  # Timer B ended the first attempt
+            # The first target answers after all: its dialog reaches the TU,
+            # but the INVITE in flight to the second target is not touched.
+            await answer(late, 0, 200, leg)
+            with anyio.fail_after(5):
+                await arrived.wait()
+            assert disp.statistics().deliveries_pending == 1
+            assert outcome.results == []
+            await answer(good, 0, 180, leg)
+            await outcome.event.wait()
+        tg.cancel_scope.cancel()
+    assert outcome.results == [None]
+    statuses = [(p.status, addr) for p, addr in received if isinstance(p, Response)]
+    assert statuses == [(200, sources[0]), (180, sources[1])]
