@@ -213,7 +213,13 @@ def common_headers(draw: st.DrawFn, method: str) -> list[tuple[str, str]]:
     lines.append(("Call-ID", draw(call_ids)))
     lines.append(("CSeq", f"{draw(st.integers(0, 2**31 - 1))} {method}"))
     for name in ("Contact", "Route", "Record-Route"):
-        lines += [(name, str(a)) for a in draw(st.lists(name_addrs(), max_size=1))]
+        addrs = [str(a) for a in draw(st.lists(name_addrs(), max_size=2))]
+        # A list header on one line or on several is the same list; on one
+        # line the commas inside quotes and <...> must not split it.
+        if addrs and draw(st.booleans()):
+            lines.append((name, ", ".join(addrs)))
+        else:
+            lines += [(name, a) for a in addrs]
     lines += draw(extension_headers)
     return lines
 
@@ -493,7 +499,7 @@ def mutated(draw: st.DrawFn) -> bytes:
     return bytes(data)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated())
 def test_mutated_messages_raise_only_parse_error(data: bytes) -> None:
     _survive(data)
@@ -523,7 +529,7 @@ def test_header_values_raise_only_parse_error(text: str) -> None:
 # ---------------------------------------------------------------------------
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(
         st.tuples(messages, st.sampled_from([b"", b"\r\n", b"\r\n\r\n"])), min_size=1, max_size=4
@@ -581,3 +587,15 @@ def test_display_names_that_need_quotes_get_them() -> None:
     for bad in ["line\r\nX-Injected: 1", "lf\n"]:
         with pytest.raises(ValueError, match="CR or LF"):
             str(NameAddr(uri, bad))
+
+
+def test_parenthesis_in_a_uri_is_no_comment() -> None:
+    # Found by the round trip: '(' is a visual separator in tel numbers and an
+    # unreserved character in SIP URIs; it hid the comma after it.
+    h = Headers([("Contact", "<tel:+1-(555)>, <tel:+(>, <sip:a@b>")])
+    assert h.values("contact") == ["<tel:+1-(555)>", "<tel:+(>", "<sip:a@b>"]
+    h = Headers([("Contact", "sip:a(b@h, sip:c@d")])
+    assert h.values("contact") == ["sip:a(b@h", "sip:c@d"]
+    # A real comment still keeps its commas.
+    h = Headers([("X", "a (comment, with comma), b")])
+    assert h.values("x") == ["a (comment, with comma)", "b"]

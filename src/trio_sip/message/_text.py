@@ -34,6 +34,17 @@ def split_commas(value: str) -> list[str]:
     if '"' not in value and "<" not in value and "(" not in value:
         # The common case, at C speed.
         return [part.strip(WS) for part in value.split(",") if part.strip(WS)]
+    parts = _split_commas(value, comments=True)
+    if parts is None:
+        # A '(' that never closes opened no comment: it belongs to a URI
+        # (parentheses are unreserved characters there, as in tel numbers).
+        parts = _split_commas(value, comments=False)
+        assert parts is not None
+    return parts
+
+
+def _split_commas(value: str, *, comments: bool) -> list[str] | None:
+    # None when ``comments`` is set and a comment is left open at the end.
     parts: list[str] = []
     start = 0
     in_quote = False
@@ -54,10 +65,11 @@ def split_commas(value: str) -> list[str]:
             angle += 1
         elif ch == ">":
             angle = max(0, angle - 1)
-        elif ch == "(":
+        elif ch == "(" and comments and not angle:
+            # No comment inside <...>: there a '(' is part of the URI.
             paren += 1
-        elif ch == ")":
-            paren = max(0, paren - 1)
+        elif ch == ")" and paren:
+            paren -= 1
         elif ch == "," and not angle and not paren:
             part = value[start:i].strip(WS)
             if part:
@@ -66,6 +78,8 @@ def split_commas(value: str) -> list[str]:
         i += 1
     if in_quote:
         raise ParseError(f"unterminated quoted string in {value!r}")
+    if paren:
+        return None
     part = value[start:].strip(WS)
     if part:
         parts.append(part)
