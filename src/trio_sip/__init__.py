@@ -26,6 +26,15 @@ from .errors import (
     SIPError,
     TransportError,
 )
+from .media import (
+    MediaSession,
+    PortRange,
+    answer_offer,
+    hold_offer,
+    make_offer,
+    read_answer,
+    resume_offer,
+)
 from .message import URI, NameAddr, Request, Response, Via, parse_message
 from .resolver import SystemResolver, Target
 from .server import (
@@ -58,7 +67,9 @@ __all__ = [
     "EndpointStatistics",
     "RequestFailed",
     "Dropper",
+    "MediaSession",
     "MemoryStore",
+    "PortRange",
     "ReceiveChain",
     "Redirect",
     "Registrar",
@@ -85,5 +96,10 @@ __all__ = [
     "URI",
     "Via",
     "__version__",
+    "answer_offer",
+    "hold_offer",
+    "make_offer",
+    "read_answer",
+    "resume_offer",
     "parse_message",
 ]
