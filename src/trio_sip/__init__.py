@@ -23,6 +23,7 @@ from .errors import (
     DeliveryFailure,
     ParseError,
     ResolveError,
+    ResolveFailure,
     SIPError,
     TransportError,
 )
@@ -36,7 +37,7 @@ from .media import (
     resume_offer,
 )
 from .message import URI, NameAddr, Request, Response, Via, parse_message
-from .resolver import SystemResolver, Target
+from .resolver import DNSResolver, SystemResolver, Target
 from .server import (
     Authorize,
     Binding,
@@ -83,7 +84,9 @@ __all__ = [
     "NameAddr",
     "ParseError",
     "Request",
+    "DNSResolver",
     "ResolveError",
+    "ResolveFailure",
     "Response",
     "SIPError",
     "SystemResolver",

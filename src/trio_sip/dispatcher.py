@@ -34,7 +34,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from .errors import DeliveryError, DeliveryFailure, ParseError, ResolveError
 from .message import URI, Message, Request, Response, make_ack, make_response, parse_message
 from .message.parse import DEFAULT_LIMITS, ParseLimits, parse_head
-from .resolver import Resolver, SystemResolver, Target, uri_transport
+from .resolver import DNSResolver, Resolver, Target, uri_transport
 from .transaction.keys import ServerKey, client_key
 from .transaction.timers import RetransmitKind, TimerConfig, retransmit_intervals
 from .transport.leg import (
@@ -208,7 +208,7 @@ class Dispatcher:
         self.outgoing_proxy = outgoing_proxy
         self.do_retransmits = do_retransmits
         self.domain2proxy = {k.lower(): v for k, v in (domain2proxy or {}).items()}
-        self.resolver: Resolver = resolver if resolver is not None else SystemResolver()
+        self.resolver: Resolver = resolver if resolver is not None else DNSResolver()
         self.timers = TimerConfig(t1=t1, t2=t2, t4=t4)
         self.response_cache = response_cache
         self.limits = limits
@@ -635,7 +635,7 @@ class Dispatcher:
         if leg is not None and dst is not None:
             targets = [Target(leg.proto, dst[0], dst[1])]
         else:
-            targets = await self._targets_for(request, dst)
+            targets = await self.targets_for(request, dst)
         return await self._try_targets(request, targets, id, callback, leg, retransmit, None)
 
     async def _try_targets(
@@ -653,7 +653,7 @@ class Dispatcher:
         last_error: DeliveryError | None = None
         keeps_via = failover.keeps_via if failover is not None else self._has_our_via(request)
         for index, target in enumerate(targets):
-            out_leg = leg if leg is not None else self._find_leg(target)
+            out_leg = leg if leg is not None else self.find_leg(target)
             if out_leg is None:
                 last_error = DeliveryError(
                     DeliveryFailure.NO_ROUTE, f"no {target.transport} leg for {target.host}"
@@ -663,7 +663,7 @@ class Dispatcher:
                 via_value = out_leg.add_via(request, target.address)
             data = bytes(request)
             if len(data) > PATH_MTU_LIMIT and not out_leg.reliable and not keeps_via:
-                tcp = self._find_leg(Target("tcp", target.host, target.port))
+                tcp = self.find_leg(Target("tcp", target.host, target.port))
                 if tcp is not None:
                     request.headers.pop_first_value("via")
                     tcp.add_via(request, target.address, branch=via_value.branch)
@@ -813,10 +813,10 @@ class Dispatcher:
             proto = leg.proto if leg is not None else response.top_via.transport.lower()
             target = Target(proto, dst[0], dst[1])
         else:
-            target = await self._response_target(response)
+            target = await self.response_target(response)
         out_leg = leg
         if out_leg is None or (dst is None and out_leg.proto != target.transport):
-            out_leg = self._find_leg(target)
+            out_leg = self.find_leg(target)
         if out_leg is None:
             raise DeliveryError(
                 DeliveryFailure.NO_ROUTE, f"no {target.transport} leg for {target.host}"
@@ -842,8 +842,12 @@ class Dispatcher:
         )
         return delivery_id
 
-    async def _response_target(self, response: Response) -> Target:
-        """Where a response goes: RFC 3261 section 18.2.2 with RFC 3581."""
+    async def response_target(self, response: Response) -> Target:
+        """Where a response goes: RFC 3261 section 18.2.2 with RFC 3581.
+
+        The received/rport of the top Via, else its maddr (unreliable
+        transports), else its sent-by, resolved when it is a name.
+        """
         via = response.top_via
         proto = via.transport.lower()
         port = via.default_port()
@@ -861,8 +865,16 @@ class Dispatcher:
             return Target(proto, targets[0].host, port, host)
         return Target(proto, host, port)
 
-    async def _targets_for(self, request: Request, dst: Address | None) -> list[Target]:
-        """Targets for a request: outgoing proxy, Route/URI via domain2proxy, resolver."""
+    async def targets_for(self, request: Request, dst: Address | None = None) -> list[Target]:
+        """Where ``request`` would go, best first, without sending it.
+
+        The order of :meth:`deliver`: ``dst`` when given, the outgoing proxy,
+        the first Route or the Request-URI through ``domain2proxy``, then the
+        resolver (restricted to the transports this Dispatcher has legs for).
+        Raises DeliveryError (no route) when resolution fails. For elements
+        that send the request themselves (a proxy choosing its branch, an
+        endpoint whose transactions retransmit).
+        """
         if dst is not None:
             return [Target(uri_transport(request.uri), dst[0], dst[1])]
         if self.outgoing_proxy is not None:
@@ -905,7 +917,8 @@ class Dispatcher:
         except ResolveError as exc:
             raise DeliveryError(DeliveryFailure.NO_ROUTE, str(exc)) from exc
 
-    def _find_leg(self, target: Target) -> Leg | None:
+    def find_leg(self, target: Target) -> Leg | None:
+        """The first leg that can reach ``target`` (protocol, family, scope)."""
         for leg in self._legs:
             if leg.can_deliver_to(target.address, target.transport):
                 return leg

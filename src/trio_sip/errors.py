@@ -17,6 +17,7 @@ __all__ = [
     "DeliveryError",
     "DeliveryFailure",
     "ResolveError",
+    "ResolveFailure",
 ]
 
 
@@ -64,5 +65,37 @@ class DeliveryError(SIPError):
         self.detail = detail
 
 
+class ResolveFailure(enum.Enum):
+    """Why a resolution failed."""
+
+    #: the name does not exist, or has no usable records (an empty answer)
+    NOT_FOUND = "not found"
+    #: a lookup took longer than its bound
+    TIMEOUT = "timeout"
+    #: the name servers answered SERVFAIL or REFUSED, or not at all
+    SERVER_FAILURE = "server failure"
+    #: an answer that cannot be parsed or used (bad NAPTR, bad name ...)
+    MALFORMED = "malformed answer"
+    #: a NAPTR replacement or CNAME chain that comes back to itself
+    LOOP = "loop"
+    #: the URI asks for a transport the caller cannot use
+    NO_TRANSPORT = "no usable transport"
+
+
 class ResolveError(SIPError):
-    """RFC 3263 resolution found no usable target; the message says why."""
+    """RFC 3263 resolution found no usable target; ``reason`` says why.
+
+    The message starts with the reason's value, then the detail.
+    """
+
+    def __init__(
+        self, reason: ResolveFailure | str = ResolveFailure.NOT_FOUND, detail: str = ""
+    ) -> None:
+        if isinstance(reason, str):  # a plain message: the reason is unknown
+            failure, detail, message = ResolveFailure.NOT_FOUND, reason, reason
+        else:
+            failure = reason
+            message = f"{reason.value}: {detail}" if detail else reason.value
+        super().__init__(message)
+        self.reason = failure
+        self.detail = detail

@@ -17,7 +17,6 @@ getaddrinfo (hosts file included), default ports, no NAPTR or SRV.
 
 from __future__ import annotations
 
-import enum
 import ipaddress
 import random
 import socket
@@ -37,7 +36,7 @@ import dns.rdatatype
 import dns.resolver
 import sniffio
 
-from .errors import ResolveError
+from .errors import ResolveError, ResolveFailure
 from .message import URI
 from .transport.leg import is_ip_literal
 
@@ -115,25 +114,8 @@ class Resolver(Protocol):
         ...
 
 
-class ResolveFailure(enum.Enum):
-    """Why a resolution failed; a :class:`ResolveError` message starts with the value."""
-
-    #: the name does not exist, or has no usable records (an empty answer)
-    NOT_FOUND = "not found"
-    #: a lookup took longer than its bound
-    TIMEOUT = "timeout"
-    #: the name servers answered SERVFAIL or REFUSED, or not at all
-    SERVER_FAILURE = "server failure"
-    #: an answer that cannot be parsed or used (bad NAPTR, bad name ...)
-    MALFORMED = "malformed answer"
-    #: a NAPTR replacement or CNAME chain that comes back to itself
-    LOOP = "loop"
-    #: the URI asks for a transport the caller cannot use
-    NO_TRANSPORT = "no usable transport"
-
-
 def _error(reason: ResolveFailure, detail: str) -> ResolveError:
-    return ResolveError(f"{reason.value}: {detail}")
+    return ResolveError(reason, detail)
 
 
 def uri_transport(uri: URI) -> str:

@@ -655,10 +655,10 @@ class Endpoint:
         # address the request went to; the Dispatcher's route choice
         # (outgoing proxy, domain2proxy, RFC 3263) is reused, not repeated.
         disp = self.dispatcher
-        targets = await disp._targets_for(request, None)
+        targets = await disp.targets_for(request, None)
         out = []
         for target in targets:
-            leg = disp._find_leg(target)
+            leg = disp.find_leg(target)
             if leg is not None:
                 out.append((leg, target))
         return out

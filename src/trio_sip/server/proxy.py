@@ -259,7 +259,7 @@ class StatelessProxy:
 
     async def _targets(self, request: Request) -> list[Target]:
         # The Dispatcher's routing: outgoing proxy, Route/URI via domain2proxy, RFC 3263.
-        return await self.dispatcher._targets_for(request, None)
+        return await self.dispatcher.targets_for(request, None)
 
     def _leg_for(self, target: Target, incoming: Leg) -> Leg | None:
         # Prefer the leg the request came in on; remember the choice per
