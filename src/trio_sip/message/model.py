@@ -113,6 +113,14 @@ class Message(abc.ABC):
         self._views: dict[str, Any] = {}
         self._views_version = -1
 
+    def _reset_parsed(self) -> None:
+        # What the parser's constructors share; the parser sets headers and body.
+        self._body = b""
+        self._raw = None
+        self._raw_version = -1
+        self._views = {}
+        self._views_version = -1
+
     # ----- body ---------------------------------------------------------------
 
     @property
@@ -424,11 +432,7 @@ class Request(Message):
         self._method = method
         self._uri = None
         self._uri_text = uri_text
-        self._body = b""
-        self._raw = None
-        self._raw_version = -1
-        self._views = {}
-        self._views_version = -1
+        self._reset_parsed()
         return self
 
     @property
@@ -516,11 +520,7 @@ class Response(Message):
         self = cls.__new__(cls)
         self._status = status
         self._reason = reason
-        self._body = b""
-        self._raw = None
-        self._raw_version = -1
-        self._views = {}
-        self._views_version = -1
+        self._reset_parsed()
         return self
 
     @property
