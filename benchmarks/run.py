@@ -115,6 +115,8 @@ class LadderResult:
     system: str
     steps: list[Step] = field(default_factory=list)
     error: str | None = None
+    #: what the system said about itself (our proxy: CPU per packet)
+    note: str | None = None
 
     @property
     def best(self) -> int | None:
@@ -226,6 +228,12 @@ async def ladder(
                 misses = 0 if clean else misses + 1
                 if misses >= patience:
                     break
+        if isinstance(peer, TrioSipProxy):
+            # sut_proxy.py's last line: CPU time per packet over the whole ladder.
+            for line in peer.logs().splitlines():
+                if "us per packet" in line:
+                    out.note = line.split("; ", 2)[-1]
+                    print(f"  {system:<9} {out.note}", file=sys.stderr, flush=True)
     except PeerError as exc:
         out.error = str(exc).splitlines()[0]
     return out

@@ -20,6 +20,7 @@ import argparse
 import cProfile
 import signal
 import sys
+import time
 
 import anyio
 
@@ -36,8 +37,9 @@ async def serve(listen: str, next_hop: str, lifetime: float) -> None:
         domain2proxy={"*": f"sip:{next_hop}"},
     ) as disp:
         proxy = StatelessProxy(disp)
-        disp.set_receiver(proxy)
+        disp.set_receiver(proxy.receive_nowait)
         leg = disp.legs[0]
+        cpu_start = time.process_time()
         with (
             anyio.move_on_after(lifetime),
             anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals,
@@ -46,9 +48,13 @@ async def serve(listen: str, next_hop: str, lifetime: float) -> None:
             async for _ in signals:
                 break
         stats = proxy.statistics()
+        packets = disp.statistics().packets_in
+        cpu = time.process_time() - cpu_start
         print(
             f"forwarded {stats.requests_forwarded} requests, "
-            f"{stats.responses_forwarded} responses; dropped {stats.dropped}",
+            f"{stats.responses_forwarded} responses; dropped {stats.dropped}; "
+            f"cpu {cpu:.2f} s for {packets} packets: "
+            f"{cpu / max(1, packets) * 1e6:.0f} us per packet",
             flush=True,
         )
 

@@ -151,6 +151,11 @@ class _CacheEntry:
     dst: Address | None = None
 
 
+#: What the handler tasks get: a packet for an async receiver, or the awaitable a
+#: sync receiver returned for it (the packet then only names it in logs).
+_Inbound = tuple[Message, Leg, Address, Awaitable[object] | None]
+
+
 def _cache_key(msg: Message) -> Hashable:
     """The response-cache key of a received request, computable from its response too.
 
@@ -224,7 +229,7 @@ class Dispatcher:
         self._expiry_wakeup = anyio.Event()
         self._tg: anyio.abc.TaskGroup | None = None
         self._exit_stack: contextlib.AsyncExitStack | None = None
-        self._inbound: list[MemoryObjectSendStream[tuple[Message, Leg, Address]]] = []
+        self._inbound: list[MemoryObjectSendStream[_Inbound]] = []
         self._packets_in = 0
         self._packets_out = 0
         self._retransmissions = 0
@@ -248,9 +253,7 @@ class Dispatcher:
             stack.push_async_callback(self._close_legs)
             per_task = max(1, self._inbound_queue // max(1, self._handler_tasks))
             for i in range(max(1, self._handler_tasks)):
-                send, receive = anyio.create_memory_object_stream[tuple[Message, Leg, Address]](
-                    per_task
-                )
+                send, receive = anyio.create_memory_object_stream[_Inbound](per_task)
                 self._inbound.append(send)
                 stack.push_async_callback(send.aclose)
                 tg.start_soon(self._handler_task, receive, name=f"trio-sip handler {i}")
@@ -455,6 +458,9 @@ class Dispatcher:
             self._dropped += 1
             log.debug("dropping response with a foreign Via from %s", format_address(from_addr))
             return False
+        if not self._queue:
+            # Nothing in flight (always so on a stateless proxy): no key to compute.
+            return True
         key = client_key(response)
         delivery = self._queue.get(key)
         if delivery is None and key in self._failover_keys:
@@ -481,32 +487,54 @@ class Dispatcher:
         if receiver is None:
             self._dropped += 1
             return
+        pending: Awaitable[object] | None = None
         if not self._receiver_is_async:
+            # A sync receiver runs inline, in the leg's loop: no task switch per
+            # packet. When it cannot finish without waiting (DNS, a stream, a
+            # full socket buffer) it returns an awaitable, which the source's
+            # handler task awaits.
             try:
-                receiver(msg, leg, from_addr)
+                result = receiver(msg, leg, from_addr)
             except Exception:
                 self._receiver_failed(msg)
-            return
+                return
+            if result is None or not inspect.isawaitable(result):
+                return
+            pending = result
         inbound = self._inbound
         try:
             # Same source, same task: the order of a peer's packets is kept.
-            inbound[hash(from_addr) % len(inbound)].send_nowait((msg, leg, from_addr))
+            inbound[hash(from_addr) % len(inbound)].send_nowait((msg, leg, from_addr, pending))
         except (anyio.WouldBlock, anyio.ClosedResourceError):
             self._dropped += 1
+            if inspect.iscoroutine(pending):
+                pending.close()  # never awaited: say so to nobody
             log.warning("inbound queue full: dropping %s", msg.summary())
 
-    async def _handler_task(
-        self, receive: MemoryObjectReceiveStream[tuple[Message, Leg, Address]]
-    ) -> None:
+    async def _handler_task(self, receive: MemoryObjectReceiveStream[_Inbound]) -> None:
         async with receive:
-            async for msg, leg, from_addr in receive:
-                receiver = self._receiver
-                if receiver is None:
-                    continue
-                try:
-                    await receiver(msg, leg, from_addr)
-                except Exception:
-                    self._receiver_failed(msg)
+            try:
+                async for msg, leg, from_addr, pending in receive:
+                    try:
+                        if pending is not None:
+                            await pending
+                            continue
+                        receiver = self._receiver
+                        if receiver is None:
+                            continue
+                        await receiver(msg, leg, from_addr)
+                    except Exception:
+                        self._receiver_failed(msg)
+            finally:
+                # At shutdown, what is still queued never runs: close those
+                # coroutines so that none is reported as never awaited.
+                while True:
+                    try:
+                        left = receive.receive_nowait()[3]
+                    except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                        break
+                    if inspect.iscoroutine(left):
+                        left.close()
 
     def _receiver_failed(self, msg: Message) -> None:
         self._receiver_errors += 1

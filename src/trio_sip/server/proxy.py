@@ -20,14 +20,17 @@ import hashlib
 import hmac
 import ipaddress
 import os
-from collections.abc import Iterable
+from collections.abc import Awaitable, Hashable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
+
+import anyio
 
 from ..errors import DeliveryError, ParseError
-from ..message import MAGIC_COOKIE, URI, NameAddr, Request, Response
+from ..message import MAGIC_COOKIE, URI, NameAddr, Request, Response, Via
 from ..resolver import Target
-from ..transport.leg import Address, Leg, TransportFailure
+from ..transport.leg import Address, Leg, TransportFailure, is_ip_literal
+from ..transport.udp import UDPLeg
 from .chain import AnsweredInvites, reply
 
 if TYPE_CHECKING:
@@ -38,6 +41,12 @@ __all__ = ["StatelessProxy", "ProxyStatistics"]
 
 #: RFC 3261 section 16.6 step 3: the Max-Forwards a proxy adds when there is none.
 DEFAULT_MAX_FORWARDS = 70
+#: How long the targets of a Route/Request-URI are reused without asking the
+#: Dispatcher again. The resolver below keeps DNS answers for their TTL; this
+#: only saves walking the routing rules for every packet.
+TARGETS_LIFETIME: Final = 1.0
+#: Bound of the small per-packet caches (targets, IP literals).
+CACHE_ENTRIES: Final = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +99,8 @@ class StatelessProxy:
         self._answered = AnsweredInvites(lifetime=64 * dispatcher.timers.t1)
         self._leg_cache: tuple[tuple[Leg, ...], dict[tuple[str, str, Leg], Leg]] = ((), {})
         self._ours: tuple[tuple[Leg, ...], frozenset[tuple[str, int]], frozenset[int]] | None = None
+        self._targets_cache: dict[Hashable, tuple[float, list[Target]]] = {}
+        self._literals: dict[str, bool] = {}
         self._requests = 0
         self._responses = 0
         self._replies = 0
@@ -156,6 +167,154 @@ class StatelessProxy:
                 await self._reply(packet, exc.status_hint, leg, reason=exc.reason[:100])
             else:
                 self._dropped += 1
+        return True
+
+    def receive_nowait(
+        self, packet: Request | Response, leg: Leg, from_addr: Address
+    ) -> Awaitable[bool] | None:
+        """Forward ``packet`` at once when nothing needs waiting, else return
+        the awaitable that does it.
+
+        The fast path: give the Dispatcher this method, ``disp.set_receiver(
+        proxy.receive_nowait)``; it runs in the leg's receive loop, with no task
+        switch per packet, and hands whatever it returns to a handler task.
+        Over UDP, with targets known (an IP literal, or a route used within the
+        last second), a request or response is forwarded inline; anything else
+        (DNS, a stream, a registrar lookup, an answer of our own, Contact
+        rewriting, relay policy) takes the path of :meth:`receive`. Packets
+        taking different paths may overtake each other, which UDP allows.
+        """
+        try:
+            if isinstance(packet, Response):
+                done = self._response_nowait(packet, leg)
+            else:
+                done = self._request_nowait(packet, leg, from_addr)
+        except ParseError:
+            # Checked before anything changed: the full path answers it (400 ...).
+            done = False
+        if done is True:
+            return None
+        if done is False:
+            return self.receive(packet, leg, from_addr)
+        return done
+
+    def _is_literal(self, host: str) -> bool:
+        # ipaddress parsing costs more than the rest of a lookup: remember it.
+        known = self._literals.get(host)
+        if known is None:
+            known = is_ip_literal(host)
+            if len(self._literals) >= CACHE_ENTRIES:
+                self._literals.clear()
+            self._literals[host] = known
+        return known
+
+    def _targets_key(self, request: Request) -> Hashable:
+        # What Dispatcher.targets_for reads: the first Route, else the
+        # Request-URI (its host, port and parameters; not the user part).
+        uri = request.uri
+        return (request.headers.first_value("route"), uri.scheme, uri.host, uri.port, uri.params)
+
+    def _request_nowait(
+        self, request: Request, leg: Leg, from_addr: Address
+    ) -> Awaitable[bool] | bool:
+        """The common case of :meth:`_request` without waiting: True when
+        done, False when the full path must run (nothing was changed then)."""
+        if self.rewrite_contact or self.domains is not None:
+            return False
+        headers = request.headers
+        if "route" in headers:
+            return False
+        max_forwards = request.max_forwards
+        if max_forwards == 0:
+            return False
+        if request.method == "ACK" and self._answered.absorbs(request):
+            return True
+        uri = request.uri
+        if self.registrar is not None and uri.user is not None and self.is_ours(uri):
+            return False
+        cached = self._targets_cache.get(self._targets_key(request))
+        if cached is None or cached[0] < anyio.current_time() or not cached[1]:
+            return False
+        targets = cached[1]
+        target = targets[0]
+        out_leg = self._leg_for(target, leg)
+        if not isinstance(out_leg, UDPLeg):
+            return False
+        branch, loop_part = self._branch(request, out_leg)
+        if any(loop_part in value for value in headers.get_all("via")):
+            return False  # the full path answers 482
+        record = self._records(request)
+        # Committed: from here on the request is changed.
+        if max_forwards is None:
+            max_forwards = DEFAULT_MAX_FORWARDS + 1
+        headers.set("Max-Forwards", str(max_forwards - 1))
+        added_rr = self._stamp(request, leg, out_leg, target, branch, record)
+        data = bytes(request)
+        try:
+            sent = out_leg.send_nowait(data, target.address)
+        except TransportFailure:
+            self._unstamp(request, added_rr)
+            return self._forward(request, leg, targets[1:], record)
+        if sent:
+            self._requests += 1
+            return True
+        return self._send_later(out_leg, data, target, request=True)
+
+    def _response_nowait(self, response: Response, leg: Leg) -> Awaitable[bool] | bool:
+        """:meth:`_response` without waiting, for UDP and IP literals."""
+        if self.rewrite_contact:
+            return False
+        if leg.strip_via(response) is None or "via" not in response.headers:
+            self._dropped += 1
+            return True
+        target = self._response_target(response.top_via)
+        if target is None:
+            return self._deliver_response(response)
+        out_leg = self._leg_for(target, leg)
+        if not isinstance(out_leg, UDPLeg):
+            return self._deliver_response(response)
+        data = bytes(response)
+        try:
+            sent = out_leg.send_nowait(data, target.address)
+        except TransportFailure:
+            self._dropped += 1
+            return True
+        if sent:
+            self._responses += 1
+            return True
+        return self._send_later(out_leg, data, target, request=False)
+
+    def _response_target(self, via: Via) -> Target | None:
+        """Where a response goes when no name needs resolving: the rules of
+        :meth:`Dispatcher.response_target` (RFC 3261 section 18.2.2, RFC 3581)
+        for an unreliable transport; None sends it through the Dispatcher."""
+        if via.reliable:
+            return None
+        port = via.default_port()
+        if via.received is not None:
+            host = via.received
+            rport = via.rport
+            if type(rport) is int:
+                port = rport
+        elif via.maddr is not None:
+            host = via.maddr
+        else:
+            host = via.host
+        if not self._is_literal(host):
+            return None
+        return Target(via.transport.lower(), host, port)
+
+    async def _send_later(self, leg: Leg, data: bytes, target: Target, *, request: bool) -> bool:
+        # The socket buffer was full: wait for room (no other target is tried).
+        try:
+            await leg.send(data, target.address, tls_hostname=target.hostname)
+        except TransportFailure:
+            self._dropped += 1
+            return True
+        if request:
+            self._requests += 1
+        else:
+            self._responses += 1
         return True
 
     async def _reply(
@@ -259,7 +418,13 @@ class StatelessProxy:
 
     async def _targets(self, request: Request) -> list[Target]:
         # The Dispatcher's routing: outgoing proxy, Route/URI via domain2proxy, RFC 3263.
-        return await self.dispatcher.targets_for(request, None)
+        key = self._targets_key(request)
+        targets = await self.dispatcher.targets_for(request, None)
+        cache = self._targets_cache
+        if len(cache) >= CACHE_ENTRIES:
+            cache.clear()
+        cache[key] = (anyio.current_time() + TARGETS_LIFETIME, targets)
+        return targets
 
     def _leg_for(self, target: Target, incoming: Leg) -> Leg | None:
         # Prefer the leg the request came in on; remember the choice per
@@ -284,14 +449,54 @@ class StatelessProxy:
             cache[1][key] = chosen
         return chosen
 
-    async def _forward(self, request: Request, in_leg: Leg) -> None:
-        try:
-            targets = await self._targets(request)
-        except DeliveryError:
-            targets = []
+    def _records(self, request: Request) -> bool:
+        """Whether our Record-Route goes on ``request`` (section 16.6 step 4)."""
+        if not self.record_route or request.method in ("REGISTER", "ACK", "CANCEL"):
+            return False
+        return request.to.tag is None
+
+    def _stamp(
+        self, request: Request, in_leg: Leg, out_leg: Leg, target: Target, branch: str, record: bool
+    ) -> int:
+        """Add our Record-Route(s), rewrite Contacts and add our Via; returns
+        the number of Record-Route values added (for :meth:`_unstamp`)."""
         headers = request.headers
-        record = self.record_route and request.method not in ("REGISTER", "ACK", "CANCEL")
-        record = record and request.to.tag is None
+        added_rr = 0
+        if record:
+            # Section 16.6 step 4; the second one, for the leg facing the
+            # callee, makes in-dialog requests cross back on the right leg.
+            headers.prepend("Record-Route", _record_route(in_leg))
+            added_rr = 1
+            if out_leg is not in_leg:
+                headers.prepend("Record-Route", _record_route(out_leg))
+                added_rr = 2
+        if self.rewrite_contact and out_leg is not in_leg and "contact" in headers:
+            self._rewrite_contacts(request, out_leg)
+        out_leg.add_via(request, target.address, branch=branch)
+        return added_rr
+
+    @staticmethod
+    def _unstamp(request: Request, added_rr: int) -> None:
+        headers = request.headers
+        headers.pop_first_value("via")
+        for _ in range(added_rr):
+            headers.pop_first_value("record-route")
+
+    async def _forward(
+        self,
+        request: Request,
+        in_leg: Leg,
+        targets: list[Target] | None = None,
+        record: bool | None = None,
+    ) -> bool:
+        if targets is None:
+            try:
+                targets = await self._targets(request)
+            except DeliveryError:
+                targets = []
+        headers = request.headers
+        if record is None:
+            record = self._records(request)
         for target in targets:
             out_leg = self._leg_for(target, in_leg)
             if out_leg is None:
@@ -301,32 +506,20 @@ class StatelessProxy:
             if any(loop_part in value for value in headers.get_all("via")):
                 if request.method != "ACK":
                     await self._reply(request, 482, in_leg)
-                return
-            added_rr = 0
-            if record:
-                # Section 16.6 step 4; the second one, for the leg facing the
-                # callee, makes in-dialog requests cross back on the right leg.
-                headers.prepend("Record-Route", _record_route(in_leg))
-                added_rr = 1
-                if out_leg is not in_leg:
-                    headers.prepend("Record-Route", _record_route(out_leg))
-                    added_rr = 2
-            if self.rewrite_contact and out_leg is not in_leg and "contact" in headers:
-                self._rewrite_contacts(request, out_leg)
-            out_leg.add_via(request, target.address, branch=branch)
+                return True
+            added_rr = self._stamp(request, in_leg, out_leg, target, branch, record)
             try:
                 await out_leg.send(bytes(request), target.address, tls_hostname=target.hostname)
             except TransportFailure:
-                headers.pop_first_value("via")
-                for _ in range(added_rr):
-                    headers.pop_first_value("record-route")
+                self._unstamp(request, added_rr)
                 continue
             self._requests += 1
-            return
+            return True
         if request.method == "ACK":
             self._dropped += 1
         else:
             await self._reply(request, 503, in_leg, reason="No route to destination")
+        return True
 
     async def _response(self, response: Response, leg: Leg) -> None:
         # Section 16.7 step 3 / 16.11: remove our Via; a response whose top Via
@@ -340,12 +533,16 @@ class StatelessProxy:
             out_leg = self._leg_for(Target(via.transport.lower(), host, via.default_port()), leg)
             if out_leg is not None and out_leg is not leg:
                 self._rewrite_contacts(response, out_leg)
+        await self._deliver_response(response)
+
+    async def _deliver_response(self, response: Response) -> bool:
         try:
             await self.dispatcher.deliver(response, do_retransmits=False)
         except DeliveryError:
             self._dropped += 1
-            return
+            return True
         self._responses += 1
+        return True
 
     # ----- Contact rewriting ------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 
 import anyio
+import sniffio
 from anyio.abc import UDPSocket
 
 from ..errors import DeliveryFailure
@@ -14,6 +15,8 @@ __all__ = ["UDPLeg", "MAX_DATAGRAM"]
 
 #: The largest UDP payload (RFC 3261 section 18.1.1 allows up to 65,535 bytes).
 MAX_DATAGRAM = 65535
+#: Datagrams read without waiting after each wait (see :meth:`UDPLeg.serve`).
+DRAIN_BATCH = 64
 
 
 class UDPLeg(Leg):
@@ -59,9 +62,17 @@ class UDPLeg(Leg):
     async def serve(self, handler: PacketHandler) -> None:
         """Receive datagrams forever; each goes to ``handler`` at once."""
         udp = self._udp
-        if udp is None:
+        raw = self._raw
+        if udp is None or raw is None:
             raise RuntimeError("leg is not bound")
         stats = self.stats
+        # On trio every anyio receive passes through the scheduler (a
+        # checkpoint), which costs about as much as handling a datagram.
+        # What is already queued is read straight from the socket instead, a
+        # bounded batch at a time so that other tasks get their turn. On
+        # asyncio the transport reads the socket itself; reading it here too
+        # would reorder datagrams, so the transport stays the only reader.
+        drain = sniffio.current_async_library() == "trio"
         while True:
             try:
                 data, addr = await udp.receive()
@@ -75,21 +86,55 @@ class UDPLeg(Leg):
             stats.packets_in += 1
             stats.bytes_in += len(data)
             handler(data, self, (addr[0], addr[1]))
+            if not drain:
+                continue
+            for _ in range(DRAIN_BATCH):
+                try:
+                    data, addr = raw.recvfrom(MAX_DATAGRAM)
+                except OSError:
+                    # Nothing queued (BlockingIOError), an ICMP error or a
+                    # closed socket: the next receive sorts it out.
+                    break
+                stats.packets_in += 1
+                stats.bytes_in += len(data)
+                handler(data, self, (addr[0], addr[1]))
 
-    async def send(self, data: bytes, dst: Address, *, tls_hostname: str | None = None) -> None:
-        """Send one datagram; try the non-blocking path first (no task switch)."""
+    def send_nowait(self, data: bytes, dst: Address) -> bool:
+        """Send one datagram if the kernel takes it at once (it nearly always does).
+
+        Returns False, having sent nothing, when the socket buffer is full:
+        then :meth:`send` waits for room. Raises :class:`TransportFailure` like
+        :meth:`send`. For callers on the per-packet path (a stateless proxy),
+        which have no task to wait in.
+        """
         raw = self._raw
-        if raw is None or self._udp is None:
+        if raw is None:
             raise TransportFailure(DeliveryFailure.TRANSPORT, "leg is closed")
         if len(data) > MAX_DATAGRAM:
             raise TransportFailure(
                 DeliveryFailure.TRANSPORT, f"{len(data)} bytes do not fit a datagram"
             )
         try:
-            try:
-                raw.sendto(data, dst)
-            except BlockingIOError:
-                await self._udp.sendto(data, dst[0], dst[1])
+            raw.sendto(data, dst)
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            self.stats.send_errors += 1
+            raise map_os_error(exc, f"udp send to {dst[0]}:{dst[1]}") from exc
+        stats = self.stats
+        stats.packets_out += 1
+        stats.bytes_out += len(data)
+        return True
+
+    async def send(self, data: bytes, dst: Address, *, tls_hostname: str | None = None) -> None:
+        """Send one datagram; try the non-blocking path first (no task switch)."""
+        if self.send_nowait(data, dst):
+            return
+        udp = self._udp
+        if udp is None:
+            raise TransportFailure(DeliveryFailure.TRANSPORT, "leg is closed")
+        try:
+            await udp.sendto(data, dst[0], dst[1])
         except (OSError, anyio.BrokenResourceError) as exc:
             self.stats.send_errors += 1
             if isinstance(exc, OSError):
