@@ -1,9 +1,15 @@
 from __future__ import annotations
 
 import io
+import json
+import os
+import select
+import signal
 import socket
+import subprocess
 import sys
 import threading
+import time
 
 import anyio
 import pytest
@@ -84,3 +90,211 @@ def test_options_reports_no_answer(capsys: pytest.CaptureFixture[str]) -> None:
             )
     assert done.value.code == 2
     assert "timeout" in capsys.readouterr().err
+
+
+# ----- the long-running commands, run as a subprocess -----------------------------------
+
+
+class Command:
+    """``python -m trio_sip ARGS`` as a child process, bounded in time.
+
+    ``start()`` waits for the ``listening on`` lines and collects the bound
+    addresses; ``stop()`` sends a signal and returns (exit status, stdout,
+    stderr).
+    """
+
+    def __init__(self, *args: str) -> None:
+        self.args = [sys.executable, "-m", "trio_sip", *args]
+        self.process: subprocess.Popen[bytes] | None = None
+        self.listening: list[str] = []
+        self._out = b""
+
+    def start(self, legs: int = 1, deadline: float = 20.0) -> Command:
+        self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert self.process.stdout is not None
+        end = time.monotonic() + deadline
+        fd = self.process.stdout.fileno()
+        while len(self.listening) < legs:
+            left = end - time.monotonic()
+            ready, _, _ = select.select([fd], [], [], max(0.0, left))
+            if not ready:
+                self.stop()
+                raise AssertionError(f"{self.args} did not start in {deadline}s")
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                code, out, err = self.stop()
+                raise AssertionError(f"{self.args} exited {code}: {out} {err}")
+            self._out += chunk
+            self.listening = [
+                line.split()[-1]
+                for line in self._out.decode().splitlines()
+                if line.startswith("listening on ")
+            ]
+        return self
+
+    def port(self, proto: str = "udp") -> int:
+        spec = next(s for s in self.listening if s.startswith(proto + ":"))
+        return int(spec.rsplit(":", 1)[1])
+
+    def stop(self, signum: int = signal.SIGINT) -> tuple[int, str, str]:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+        try:
+            out, err = self.process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out, err = self.process.communicate(timeout=20)
+        return self.process.returncode, (self._out + out).decode(), err.decode()
+
+    def __enter__(self) -> Command:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate(timeout=20)
+
+
+def register_request(port: int, user: str, contact_port: int, cseq: int = 1) -> bytes:
+    return (
+        f"REGISTER sip:127.0.0.1:{port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:{contact_port};branch=z9hG4bK{cseq}x{contact_port}\r\n"
+        f"Max-Forwards: 70\r\nFrom: <sip:{user}@127.0.0.1:{port}>;tag=1\r\n"
+        f"To: <sip:{user}@127.0.0.1:{port}>\r\nCall-ID: reg-{contact_port}\r\n"
+        f"CSeq: {cseq} REGISTER\r\nContact: <sip:{user}@127.0.0.1:{contact_port}>\r\n"
+        "Expires: 600\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+
+
+def exchange(port: int, data: bytes, sock: socket.socket) -> str:
+    sock.sendto(data, ("127.0.0.1", port))
+    sock.settimeout(10)
+    answer, _ = sock.recvfrom(65535)
+    return answer.decode()
+
+
+BACKENDS = pytest.mark.parametrize("backend", ["trio", "asyncio"])
+
+
+@BACKENDS
+def test_proxy_with_registrar_registers_and_stops_on_sigint(backend: str) -> None:
+    with (
+        Command("--backend", backend, "proxy", "--registrar", "--listen", "udp:127.0.0.1:0") as cmd,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as ua,
+    ):
+        ua.bind(("127.0.0.1", 0))
+        port = cmd.start().port()
+        answer = exchange(port, register_request(port, "alice", ua.getsockname()[1]), ua)
+        assert answer.startswith("SIP/2.0 200 OK"), answer
+        assert f"sip:alice@127.0.0.1:{ua.getsockname()[1]}" in answer
+        # OPTIONS for the proxy itself is answered, not forwarded to itself.
+        ping = register_request(port, "x", ua.getsockname()[1], 2).replace(b"REGISTER", b"OPTIONS")
+        assert exchange(port, ping, ua).startswith("SIP/2.0 200 OK")
+        code, out, err = cmd.stop()
+    assert code == 0, err
+    assert "registrar: registers=1 accepted=1 rejected=0" in out
+    assert "dispatcher: packets_in=2 packets_out=2" in out
+    assert "proxy: requests_forwarded=0" in out
+
+
+@BACKENDS
+def test_registrar_with_users_challenges_and_stops_on_sigterm(backend: str) -> None:
+    with (
+        Command(
+            "--backend",
+            backend,
+            "registrar",
+            "--listen",
+            "udp:127.0.0.1:0",
+            "--user",
+            "alice:secret",
+            "--min-expires",
+            "30",
+        ) as cmd,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as ua,
+    ):
+        ua.bind(("127.0.0.1", 0))
+        port = cmd.start().port()
+        answer = exchange(port, register_request(port, "alice", ua.getsockname()[1]), ua)
+        assert answer.startswith("SIP/2.0 401"), answer
+        assert 'WWW-Authenticate: Digest realm="trio-sip"' in answer
+        invite = register_request(port, "x", ua.getsockname()[1], 2).replace(
+            b"REGISTER", b"MESSAGE"
+        )
+        assert exchange(port, invite, ua).startswith("SIP/2.0 405")
+        code, out, _ = cmd.stop(signal.SIGTERM)
+    assert code == 0
+    assert "authorize: challenged=1 accepted=0" in out
+    assert "registrar: registers=0" in out
+
+
+def test_verbose_logs_each_message_as_a_block_and_json_lines() -> None:
+    with (
+        Command("-v", "--log-json", "proxy", "--registrar", "--listen", "udp:127.0.0.1:0") as cmd,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as ua,
+    ):
+        ua.bind(("127.0.0.1", 0))
+        port = cmd.start().port()
+        ua_port = ua.getsockname()[1]
+        exchange(port, register_request(port, "bob", ua_port), ua)
+        code, _, err = cmd.stop()
+    assert code == 0
+    records = [json.loads(line) for line in err.splitlines()]
+    sip = [r for r in records if r["logger"] == "trio_sip.trace"]
+    assert [r["direction"] for r in sip] == ["<<< received", ">>> sent"]
+    assert sip[0]["message"].splitlines()[1].startswith("REGISTER sip:127.0.0.1:")
+    assert sip[1]["message"].splitlines()[1] == "SIP/2.0 200 OK"
+    assert sip[1]["peer"] == f"to Via 127.0.0.1:{ua_port}"
+
+
+def test_verbose_text_log() -> None:
+    with (
+        Command("-v", "registrar", "--listen", "udp:127.0.0.1:0") as cmd,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as ua,
+    ):
+        ua.bind(("127.0.0.1", 0))
+        port = cmd.start().port()
+        ua_port = ua.getsockname()[1]
+        exchange(port, register_request(port, "bob", ua_port), ua)
+        _, _, err = cmd.stop()
+    assert f"<<< received from udp:127.0.0.1:{ua_port}\nREGISTER sip:" in err
+    assert "\nSIP/2.0 200 OK\nVia: SIP/2.0/UDP" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["proxy"], "the following arguments are required: --listen"),
+        (["proxy", "--listen", "udp:127.0.0.1:99999"], "bad port"),
+        (["proxy", "--listen", "udp:example.com:5060"], "must be an IP address"),
+        (["proxy", "--listen", "udp:127.0.0.1:0", "--user", "bob"], "expected USER:PASS"),
+        (["proxy", "--listen", "udp:127.0.0.1:0", "--route", "x.org"], "DOMAIN=HOST"),
+        (["registrar", "--listen", "udp:127.0.0.1:0", "--store", "redis:x"], "sqlite:PATH"),
+        (["registrar", "--listen", "udp:127.0.0.1:0", "--min-expires", "x"], "whole number"),
+        (["registrar", "--listen", "tls:127.0.0.1:0"], "needs --cert"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_status_2(args: list[str], complaint: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "trio_sip", *args], capture_output=True, timeout=20
+    )
+    assert done.returncode == 2
+    err = done.stderr.decode()
+    assert len(err.splitlines()) == 1, err
+    assert complaint in err
+
+
+def test_port_in_use_says_so() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "trio_sip", "proxy", "--listen", f"udp:127.0.0.1:{port}"],
+            capture_output=True,
+            timeout=20,
+        )
+    assert done.returncode == 1
+    err = done.stderr.decode()
+    assert len(err.splitlines()) == 1, err
+    assert f"cannot bind udp 127.0.0.1:{port}: Address already in use" in err

@@ -1,25 +1,34 @@
 """The ``trio-sip`` command.
 
+``trio-sip proxy`` runs a stateless proxy (with a registrar and location
+service under ``--registrar``); ``trio-sip registrar`` runs a registrar alone;
 ``trio-sip options URI`` pings a SIP server with OPTIONS and prints the
 answer; ``trio-sip parse`` checks a message read from standard input;
 ``trio-sip demo`` runs a responder and pings it over loopback, to show a
 fresh installation working end to end. Global options choose the async
-backend (``--backend trio|asyncio``) and log every SIP message (``-v``).
+backend (``--backend trio|asyncio``), log every SIP message (``-v``) and
+write the log as JSON lines (``--log-json``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import logging
+import signal
+import sqlite3
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from functools import partial
+from typing import Any, NoReturn
 
 import anyio
 
 from . import __version__
 from .dispatcher import Dispatcher
-from .errors import DeliveryError, ParseError
+from .errors import DeliveryError, ParseError, TransportError
 from .message import (
     URI,
     Request,
@@ -29,9 +38,22 @@ from .message import (
     new_tag,
     parse_message,
 )
+from .server import (
+    Authorize,
+    BindingStore,
+    MemoryStore,
+    ReceiveChain,
+    Registrar,
+    SQLiteStore,
+    StatelessProxy,
+    reply,
+)
 from .transport import Leg
+from .transport.leg import Address, format_address, parse_address, parse_leg_spec
 
 log = logging.getLogger("trio_sip.cli")
+#: The logger of ``-v``: one record per SIP message sent or received.
+trace_log = logging.getLogger("trio_sip.trace")
 
 
 def _parse(args: argparse.Namespace) -> int:
@@ -102,7 +124,7 @@ async def ping(disp: Dispatcher, target: URI) -> Response:
 
 async def _options(args: argparse.Namespace) -> int:
     target = URI.parse(args.uri)
-    async with Dispatcher([args.listen], t1=args.t1) as disp:
+    async with _dispatcher(args, [_leg_spec(args, args.listen)], t1=args.t1) as disp:
         try:
             response = await ping(disp, target)
         except DeliveryError as exc:
@@ -147,36 +169,429 @@ async def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----- message tracing (-v) ---------------------------------------------------------------
+
+
+def _trace(direction: str, packet: Request | Response, where: str) -> None:
+    # One record per message: a header line, then the message as it is on the
+    # wire, so that a reader can follow a call flow in the log.
+    text = bytes(packet).decode("utf-8", "replace").rstrip("\r\n").replace("\r\n", "\n")
+    trace_log.info(
+        "%s %s\n%s", direction, where, text, extra={"sip": {"direction": direction, "peer": where}}
+    )
+
+
+class TracingDispatcher(Dispatcher):
+    """A Dispatcher that logs every SIP message it hands up or sends out.
+
+    Incoming packets are logged before the receiver sees them; outgoing ones
+    after they left (so that a request shows the Via the Dispatcher added).
+    Retransmissions and cached redeliveries are not logged: they repeat a
+    message already shown. Used by the command under ``-v`` only, so that
+    without it the per-packet path stays as lean as the plain Dispatcher's.
+    """
+
+    def set_receiver(self, receiver: Any) -> None:
+        """Set the receiver, wrapped so that each packet is logged first."""
+        if receiver is None:
+            super().set_receiver(None)
+            return
+        fn = getattr(receiver, "receive", receiver)
+
+        async def traced(packet: Request | Response, leg: Leg, from_addr: Address) -> object:
+            _trace("<<< received", packet, f"from {leg.proto}:{format_address(from_addr)}")
+            result = fn(packet, leg, from_addr)
+            if isinstance(result, Awaitable):
+                return await result
+            return result
+
+        super().set_receiver(traced)
+
+    async def deliver(self, packet: Request | Response, **kwargs: Any) -> Hashable:
+        """Deliver ``packet`` (see :meth:`Dispatcher.deliver`) and log it."""
+        try:
+            delivery_id = await super().deliver(packet, **kwargs)
+        except DeliveryError as exc:
+            trace_log.info("!!! could not send %s: %s", packet.summary(), exc)
+            raise
+        destination = kwargs.get("dst_addr")
+        if isinstance(destination, tuple):
+            where = format_address(destination)
+        elif destination is not None:
+            where = str(destination)
+        elif isinstance(packet, Request):
+            where = str(packet.uri)
+        else:
+            # RFC 3261 section 18.2.2: a response follows its top Via.
+            via = packet.top_via
+            where = f"Via {format_address((via.host, via.port or 5060))}"
+        _trace(">>> sent", packet, f"to {where}")
+        return delivery_id
+
+
+def _dispatcher(args: argparse.Namespace, legs: Sequence[Any], **options: Any) -> Dispatcher:
+    cls = TracingDispatcher if getattr(args, "verbose", False) else Dispatcher
+    return cls(legs, **options)
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object per log record (``--log-json``), for log collectors."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as a JSON line: time, level, logger, message, SIP fields."""
+        data: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        sip = getattr(record, "sip", None)
+        if isinstance(sip, Mapping):
+            data.update(sip)
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data)
+
+
+# ----- servers: proxy and registrar -------------------------------------------------------
+
+
+def _leg_spec(args: argparse.Namespace, spec: str) -> str | dict[str, Any]:
+    """A --listen value as the Dispatcher takes it; TLS gets --cert/--key/--ca."""
+    proto, host, port = parse_leg_spec(spec)
+    if proto != "tls":
+        return spec
+    cert = getattr(args, "cert", None)
+    if cert is None:
+        raise _UsageError(f"--listen {spec} needs --cert (and --key unless the cert has it)")
+    return {
+        "proto": "tls",
+        "host": host,
+        "port": port,
+        "certfile": cert,
+        "keyfile": getattr(args, "key", None),
+        "cafile": getattr(args, "ca", None),
+    }
+
+
+class _UsageError(Exception):
+    """An argument that parses but cannot be used; reported like argparse's."""
+
+
+def _store_arg(text: str) -> str:
+    kind, _, path = text.partition(":")
+    if text != "memory" and (kind != "sqlite" or not path):
+        raise argparse.ArgumentTypeError(f"expected 'memory' or 'sqlite:PATH', not {text!r}")
+    return text
+
+
+def _open_store(spec: str | None) -> BindingStore:
+    """The binding store of ``--store`` (checked by :func:`_store_arg`)."""
+    if spec is None or spec == "memory":
+        return MemoryStore()
+    try:
+        return SQLiteStore(spec.partition(":")[2])
+    except sqlite3.Error as exc:
+        raise _UsageError(f"--store {spec}: {exc}") from None
+
+
+class _RegistrarOnly:
+    """The end of a registrar's chain: OPTIONS gets 200, other methods 405.
+
+    RFC 3261 section 21.4.6: 405 carries Allow, the methods we do handle.
+    """
+
+    ALLOW = ("Allow", "REGISTER, OPTIONS")
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.dispatcher = dispatcher
+
+    async def receive(self, packet: Request | Response, leg: Leg, from_addr: Address) -> bool:
+        """Answer any request but ACK; drop responses."""
+        if not isinstance(packet, Request) or packet.method == "ACK":
+            return True
+        status = 200 if packet.method == "OPTIONS" else 405
+        await reply(self.dispatcher, packet, status, leg, headers=[self.ALLOW])
+        return True
+
+
+class _AnswerPings:
+    """OPTIONS for the proxy itself (no user part, no Route) gets 200.
+
+    RFC 3261 section 11: OPTIONS asks a server about its capabilities; a
+    proxy that forwarded one naming itself would only find a loop (482).
+    """
+
+    def __init__(self, proxy: StatelessProxy) -> None:
+        self.proxy = proxy
+
+    async def receive(self, packet: Request | Response, leg: Leg, from_addr: Address) -> bool:
+        """Answer an OPTIONS ping for us (True); pass on everything else."""
+        if (
+            not isinstance(packet, Request)
+            or packet.method != "OPTIONS"
+            or packet.uri.user is not None
+            or "route" in packet.headers
+            or not self.proxy.is_ours(packet.uri)
+        ):
+            return False
+        allow = ("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER")
+        await reply(self.proxy.dispatcher, packet, 200, leg, headers=[allow])
+        return True
+
+
+def _registrar(args: argparse.Namespace, disp: Dispatcher, store: BindingStore) -> Registrar:
+    domains = args.domain or None
+    registrar = Registrar(
+        disp,
+        store,
+        domains=domains,
+        min_expires=getattr(args, "min_expires", 60),
+        max_expires=getattr(args, "max_expires", 86400),
+    )
+    registrar.start_purging(30)
+    return registrar
+
+
+def _authorize(args: argparse.Namespace, disp: Dispatcher) -> Authorize | None:
+    if not args.user:
+        return None
+    realm = args.domain[0] if args.domain else "trio-sip"
+    # REGISTER is challenged with 401 (RFC 3261 section 22.2); the proxied
+    # calls are not: their in-dialog requests come from peers without accounts.
+    return Authorize(disp, realm, dict(args.user), methods=["REGISTER"])
+
+
+def _summary(name: str, stats: object) -> list[str]:
+    """``name: field=value ...`` lines; a mapping of nested counters gets a line each."""
+    lines: list[str] = []
+    parts = []
+    for field in dataclasses.fields(stats):  # type: ignore[arg-type]
+        value = getattr(stats, field.name)
+        if isinstance(value, Mapping):
+            nested = [v for v in value.values() if dataclasses.is_dataclass(v)]
+            if nested:
+                lines.extend(line for k, v in value.items() for line in _summary(f"  {k}", v))
+                continue
+            value = ",".join(f"{k}={v}" for k, v in value.items()) or "-"
+        parts.append(f"{field.name}={value}")
+    return [f"{name}: " + " ".join(parts), *lines]
+
+
+async def _serve(
+    args: argparse.Namespace,
+    disp: Dispatcher,
+    statistics: Callable[[], list[tuple[str, object]]],
+) -> int:
+    """Run until SIGINT/SIGTERM, then print the statistics summary."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        for leg in disp.legs:
+            print(f"listening on {leg.proto}:{format_address(leg.address)}", flush=True)
+        async for signum in signals:
+            log.info("stopping on %s", signal.Signals(signum).name)
+            break
+    for name, stats in [("dispatcher", disp.statistics()), *statistics()]:
+        print("\n".join(_summary(name, stats)), flush=True)
+    return 0
+
+
+async def _proxy(args: argparse.Namespace) -> int:
+    legs = [_leg_spec(args, spec) for spec in args.listen]
+    store = _open_store(args.store) if args.registrar else None
+    # A stateless proxy neither caches responses nor retransmits (RFC 3261
+    # section 16.11): the endpoints' transactions do that, end to end.
+    async with _dispatcher(
+        args, legs, response_cache=False, do_retransmits=False, domain2proxy=dict(args.route)
+    ) as disp:
+        registrar = _registrar(args, disp, store) if store is not None else None
+        proxy = StatelessProxy(
+            disp,
+            registrar=registrar,
+            domains=args.domain or None,
+            record_route=args.record_route,
+        )
+        auth = _authorize(args, disp) if registrar is not None else None
+        handlers = [h for h in (_AnswerPings(proxy), auth, registrar) if h is not None]
+        disp.set_receiver(ReceiveChain([*handlers, proxy]))
+
+        def statistics() -> list[tuple[str, object]]:
+            found: list[tuple[str, object]] = [("proxy", proxy.statistics())]
+            if registrar is not None:
+                found.append(("registrar", registrar.statistics()))
+            if auth is not None:
+                found.append(("authorize", auth.statistics()))
+            return found
+
+        return await _serve(args, disp, statistics)
+
+
+async def _registrar_command(args: argparse.Namespace) -> int:
+    legs = [_leg_spec(args, spec) for spec in args.listen]
+    store = _open_store(args.store)
+    # The registrar keeps the response cache: a retransmitted REGISTER is
+    # answered from it instead of failing section 10.3 step 7's CSeq check.
+    async with _dispatcher(args, legs) as disp:
+        registrar = _registrar(args, disp, store)
+        auth = _authorize(args, disp)
+        handlers: list[Any] = [h for h in (auth, registrar) if h is not None]
+        disp.set_receiver(ReceiveChain([*handlers, _RegistrarOnly(disp)]))
+
+        def statistics() -> list[tuple[str, object]]:
+            found: list[tuple[str, object]] = [("registrar", registrar.statistics())]
+            if auth is not None:
+                found.append(("authorize", auth.statistics()))
+            return found
+
+        return await _serve(args, disp, statistics)
+
+
+# ----- argument parsing -------------------------------------------------------------------
+
+
+def _listen_arg(text: str) -> str:
+    try:
+        parse_leg_spec(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _user_arg(text: str) -> tuple[str, str]:
+    user, colon, password = text.partition(":")
+    if not colon or not user:
+        raise argparse.ArgumentTypeError(f"expected USER:PASS, not {text!r}")
+    return user, password
+
+
+def _route_arg(text: str) -> tuple[str, str]:
+    domain, equals, hop = text.partition("=")
+    if not equals or not domain or not hop:
+        raise argparse.ArgumentTypeError(f"expected DOMAIN=HOST[:PORT], not {text!r}")
+    try:
+        parse_address(hop)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"bad next hop in {text!r}: {exc}") from None
+    return domain.lower(), hop
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, not {text!r}")
+    return value
+
+
+def _server_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--listen",
+        action="append",
+        required=True,
+        type=_listen_arg,
+        metavar="SPEC",
+        help="leg to listen on: udp:HOST:PORT, tcp:HOST:PORT, tls:HOST:PORT ([v6] in brackets)",
+    )
+    p.add_argument("--domain", action="append", default=[], metavar="D", help="a domain we serve")
+    p.add_argument(
+        "--user",
+        action="append",
+        default=[],
+        type=_user_arg,
+        metavar="USER:PASS",
+        help="an account: REGISTER then needs digest authentication",
+    )
+    p.add_argument(
+        "--store", type=_store_arg, metavar="sqlite:PATH", help="bindings store (default: memory)"
+    )
+    p.add_argument("--cert", help="TLS certificate (PEM) for tls legs")
+    p.add_argument("--key", help="TLS private key (PEM)")
+    p.add_argument("--ca", help="TLS CA bundle (PEM) to verify peers")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error message (and exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``prog: error: message`` and exit with status 2."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``trio-sip`` command."""
-    parser = argparse.ArgumentParser(prog="trio-sip", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="trio-sip", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"trio-sip {__version__}")
     parser.add_argument(
         "--backend", choices=["trio", "asyncio"], default="trio", help="async backend to run on"
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log every SIP message sent and received"
+    )
+    parser.add_argument("--log-json", action="store_true", help="log as JSON lines")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("parse", help="parse and check a SIP message read from standard input")
     p.set_defaults(run=_parse, is_async=False)
     p = sub.add_parser("options", help="ping a SIP server with OPTIONS and print the answer")
     p.add_argument("uri", help="the server, e.g. sip:127.0.0.1:5060")
-    p.add_argument("--listen", default="udp:0.0.0.0:0", help="local leg (default udp:0.0.0.0:0)")
+    p.add_argument(
+        "--listen", default="udp:0.0.0.0:0", type=_listen_arg, help="local leg (udp:0.0.0.0:0)"
+    )
     p.add_argument("--t1", type=float, default=0.5, help="RFC 3261 T1 in seconds")
     p.set_defaults(run=_options, is_async=True)
     p = sub.add_parser("demo", help="run a responder and ping it over loopback")
     p.set_defaults(run=_demo, is_async=True)
+    p = sub.add_parser("proxy", help="run a stateless proxy (with --registrar: and a registrar)")
+    _server_arguments(p)
+    p.add_argument("--registrar", action="store_true", help="also be registrar and location")
+    p.add_argument(
+        "--route",
+        action="append",
+        default=[],
+        type=_route_arg,
+        metavar="DOMAIN=HOST[:PORT]",
+        help="send requests for DOMAIN to HOST ('*' for any other)",
+    )
+    p.add_argument("--record-route", action="store_true", help="stay in the path of dialogs")
+    p.set_defaults(run=_proxy, is_async=True)
+    p = sub.add_parser("registrar", help="run a registrar")
+    _server_arguments(p)
+    p.add_argument("--min-expires", type=_positive_int, default=60, metavar="N")
+    p.add_argument("--max-expires", type=_positive_int, default=86400, metavar="N")
+    p.set_defaults(run=_registrar_command, is_async=True)
     return parser
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if args.log_json:
+        handler.setFormatter(JSONFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    if not root.handlers:  # an embedding program (or pytest) keeps its own
+        root.addHandler(handler)
+    root.setLevel(logging.INFO if args.verbose else logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``trio-sip`` command."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
-    if args.is_async:
-        code = anyio.run(partial(args.run, args), backend=args.backend)
-    else:
-        code = args.run(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args)
+    try:
+        if args.is_async:
+            code = anyio.run(partial(args.run, args), backend=args.backend)
+        else:
+            code = args.run(args)
+    except _UsageError as exc:
+        parser.error(str(exc))
+    except TransportError as exc:
+        # The usual case: the port is in use ("cannot bind udp ...: Address
+        # already in use"), said in one line, not a traceback.
+        print(f"trio-sip: {exc}", file=sys.stderr)
+        code = 1
+    except KeyboardInterrupt:
+        code = 130
     sys.exit(code)
