@@ -38,6 +38,7 @@ from .message import (
     new_tag,
     parse_message,
 )
+from .message.digest import Algorithm
 from .server import (
     Authorize,
     BindingStore,
@@ -360,7 +361,8 @@ def _authorize(args: argparse.Namespace, disp: Dispatcher) -> Authorize | None:
     realm = args.domain[0] if args.domain else "trio-sip"
     # REGISTER is challenged with 401 (RFC 3261 section 22.2); the proxied
     # calls are not: their in-dialog requests come from peers without accounts.
-    return Authorize(disp, realm, dict(args.user), methods=["REGISTER"])
+    algorithms = args.algorithm or [Algorithm.SHA_256, Algorithm.MD5]
+    return Authorize(disp, realm, dict(args.user), methods=["REGISTER"], algorithms=algorithms)
 
 
 def _summary(name: str, stats: object) -> list[str]:
@@ -475,6 +477,14 @@ def _route_arg(text: str) -> tuple[str, str]:
     return domain.lower(), hop
 
 
+def _algorithm_arg(text: str) -> Algorithm:
+    algorithm = Algorithm.parse(text)
+    if algorithm is None:
+        choices = ", ".join(a.value for a in Algorithm)
+        raise argparse.ArgumentTypeError(f"expected one of {choices}, not {text!r}")
+    return algorithm
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -505,6 +515,15 @@ def _server_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--store", type=_store_arg, metavar="sqlite:PATH", help="bindings store (default: memory)"
+    )
+    p.add_argument(
+        "--algorithm",
+        action="append",
+        default=[],
+        type=_algorithm_arg,
+        metavar="ALG",
+        help="digest algorithm to offer, in order (default: SHA-256 then MD5; clients such"
+        " as SIPp answer only the first challenge and need MD5 first)",
     )
     p.add_argument("--cert", help="TLS certificate (PEM) for tls legs")
     p.add_argument("--key", help="TLS private key (PEM)")
