@@ -1,0 +1,595 @@
+"""The UserAgent: trio-sip's front door (what Net::SIP::Simple is to Net::SIP).
+
+One object owns a Dispatcher, an Endpoint and a background task that sorts
+incoming requests; calls are async context managers with their own RTP
+session::
+
+    async with UserAgent("sip:alice@example.com", listen=["udp:0.0.0.0:0"],
+                         credentials={"alice": "secret"}) as ua:
+        await ua.register(registrar="sip:example.com", expires=600)
+        async with ua.invite("sip:bob@example.com") as call:
+            with anyio.move_on_after(30):      # ring timeout: CANCEL
+                await call.wait_answered()
+            await call.send_dtmf("123")
+
+No timeouts as arguments and no callbacks: the caller's cancel scopes bound
+every wait, and leaving a block ends what it opened (BYE, CANCEL,
+un-REGISTER).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+import anyio.abc
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from .dispatcher import Dispatcher
+from .endpoint import ClientRequest, Dialog, DialogId, Endpoint
+from .errors import SIPError
+from .media import MediaSession, answer_offer, hold_offer, make_offer, read_answer, resume_offer
+from .media.offer_answer import NoCommonMedia
+from .message import URI, NameAddr, Request, Response
+from .message.sdp import SessionDescription
+
+log = logging.getLogger("trio_sip.ua")
+
+__all__ = ["Call", "CallFailed", "RegistrationFailed", "UserAgent"]
+
+_SDP = ("Content-Type", "application/sdp")
+
+
+class CallFailed(SIPError):
+    """A request of a call got a final error response (or none: 408/503).
+
+    ``status`` and ``response`` are the final response's.
+    """
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.start_line)
+        self.response = response
+        self.status = response.status
+
+
+class RegistrationFailed(CallFailed):
+    """REGISTER got a final error response (403, 423 ...) or none (408)."""
+
+
+def _credentials(aor: URI, credentials: Mapping[str, str] | None) -> tuple[str, str] | None:
+    if not credentials:
+        return None
+    # The AOR's own user is the account when it has one; else the only one given.
+    if aor.user is not None and aor.user in credentials:
+        return aor.user, credentials[aor.user]
+    user, password = next(iter(credentials.items()))
+    return user, password
+
+
+def _sdp_of(message: Request | Response) -> SessionDescription | None:
+    ctype = message.headers.first_value("content-type") or ""
+    if not message.body or not ctype.lower().startswith("application/sdp"):
+        return None
+    return SessionDescription.parse(message.body)
+
+
+class Call:
+    """One call: its dialog, its RTP session and the requests inside it.
+
+    A call made by :meth:`UserAgent.invite` waits with :meth:`wait_answered`;
+    one received from :meth:`UserAgent.incoming_calls` is answered with
+    :meth:`ring` and :meth:`answer` (or :meth:`reject`). Either side can
+    :meth:`bye`, put the other on :meth:`hold`, send DTMF and in-dialog
+    requests; a BYE from the peer ends the call and wakes :meth:`wait_ended`.
+    """
+
+    def __init__(self, ua: UserAgent, media: MediaSession) -> None:
+        self.ua = ua
+        #: The RTP session of the call.
+        self.media = media
+        #: The dialog, once there is one (answered, or a 18x with a To tag).
+        self.dialog: Dialog | None = None
+        #: The INVITE that started the call (ours or the peer's).
+        self.invite: Request | None = None
+        #: Our SDP offer or answer as last sent.
+        self.local_sdp: SessionDescription | None = None
+        self._client: ClientRequest | None = None
+        self._answered: Response | None = None
+        self._ended = anyio.Event()
+
+    # ----- state ------------------------------------------------------------------------
+
+    @property
+    def ended(self) -> bool:
+        """True once the call is over (BYE either way, rejected, failed)."""
+        return self._ended.is_set()
+
+    async def wait_ended(self) -> None:
+        """Wait until the call is over (BYE either way, missing ACK, UA closing)."""
+        await self._ended.wait()
+
+    def _end(self) -> None:
+        self._ended.set()
+
+    async def _watch(self, dialog: Dialog) -> None:
+        # Filed under its dialog, so that the peer's re-INVITE and INFO find it.
+        self.dialog = dialog
+        self.ua._calls[dialog.id] = self
+        try:
+            await self.ua.endpoint.wait_dialog_ended(dialog)
+        finally:
+            self.ua._calls.pop(dialog.id, None)
+            self._end()
+
+    # ----- caller side ------------------------------------------------------------------
+
+    async def wait_answered(self) -> Response:
+        """Wait for the 2xx and return it; raise :class:`CallFailed` on any other final.
+
+        No timeout argument: bound it with ``anyio.move_on_after``; leaving
+        the scope early cancels the INVITE (a CANCEL goes out).
+        """
+        if self._answered is not None:
+            await anyio.lowlevel.checkpoint()
+            return self._answered
+        client = self._client
+        if client is None:
+            raise RuntimeError("wait_answered() is for calls made with UserAgent.invite()")
+        final = await client.wait_final()
+        if not 200 <= final.status < 300 or not client.dialogs:
+            self._end()
+            raise CallFailed(final)
+        self._answered = final
+        answer = _sdp_of(final)
+        if answer is not None and self.local_sdp is not None:
+            params = read_answer(self.local_sdp, answer)
+            if params is not None:
+                self.media.apply(params)
+        self.dialog = client.dialogs[0]
+        self.ua._spawn(self._watch, client.dialogs[0])
+        return final
+
+    def events(self) -> AsyncIterator[Response]:
+        """The provisional responses (180 Ringing, 183 Session Progress ...) as they come.
+
+        The iteration ends with the final response (not included).
+        """
+        client = self._client
+        if client is None:
+            raise RuntimeError("events() is for calls made with UserAgent.invite()")
+        return client.provisionals()
+
+    async def cancel(self) -> None:
+        """Cancel the INVITE while it rings (RFC 3261 section 9.1)."""
+        if self._client is not None:
+            await self._client.cancel()
+
+    # ----- callee side ------------------------------------------------------------------
+
+    async def ring(self, status: int = 180) -> None:
+        """Send a provisional response (180 Ringing by default) to the INVITE."""
+        assert self.invite is not None
+        await self.ua.endpoint.respond(self.invite, status)
+
+    async def answer(self, sdp: SessionDescription | bytes | None = None) -> Response:
+        """Answer with 200 and an SDP answer (ours from the offer unless ``sdp`` is given).
+
+        Returns the 200. Raises :class:`CallFailed` with 488 sent when no
+        offered stream can be accepted.
+        """
+        invite = self.invite
+        assert invite is not None
+        body: bytes
+        if sdp is not None:
+            body = bytes(sdp)
+        else:
+            offer = _sdp_of(invite)
+            if offer is None:
+                # A late offer (RFC 3264 section 2): ours goes in the 200.
+                self.local_sdp = make_offer(self.ua.local_ip, self.media.local_port)
+            else:
+                try:
+                    self.local_sdp, params = answer_offer(
+                        offer, self.ua.local_ip, self.media.local_port, require=True
+                    )
+                except NoCommonMedia:
+                    response = await self.ua.endpoint.respond(invite, 488)
+                    self._end()
+                    raise CallFailed(response) from None
+                if params is not None:
+                    self.media.apply(params)
+            body = bytes(self.local_sdp)
+        response = await self.ua.endpoint.respond(invite, 200, headers=[_SDP], body=body)
+        self._answered = response
+        dialog = self.ua.endpoint.dialog_of(invite)
+        if dialog is not None:
+            self.dialog = dialog
+            self.ua._spawn(self._watch, dialog)
+        return response
+
+    async def reject(self, status: int = 486) -> Response:
+        """Refuse the call (486 Busy Here by default); the call is then over."""
+        assert self.invite is not None
+        response = await self.ua.endpoint.respond(self.invite, status)
+        self._end()
+        return response
+
+    # ----- in the dialog ----------------------------------------------------------------
+
+    def _require_dialog(self) -> Dialog:
+        if self.dialog is None or self.ended:
+            raise RuntimeError("the call has no live dialog")
+        return self.dialog
+
+    async def request(
+        self, method: str, *, headers: Sequence[tuple[str, str]] = (), body: bytes = b""
+    ) -> Response:
+        """Send ``method`` (INFO, REFER, UPDATE ...) inside the call; return the final.
+
+        Raises :class:`CallFailed` on a final error response.
+        """
+        response = await self.ua.endpoint.request(
+            self._require_dialog(), method, headers=headers, body=body
+        )
+        if response.status >= 300:
+            raise CallFailed(response)
+        return response
+
+    async def bye(self) -> None:
+        """Hang up (BYE); the call is over as soon as it leaves (section 15.1.1)."""
+        if self.dialog is None or self.ended:
+            return
+        self._end()
+        await self.ua.endpoint.request(self.dialog, "BYE")
+
+    async def _reinvite(self, offer: SessionDescription) -> Response:
+        response = await self.request("INVITE", headers=[_SDP], body=bytes(offer))
+        self.local_sdp = offer
+        answer = _sdp_of(response)
+        if answer is not None:
+            params = read_answer(offer, answer)
+            if params is not None:
+                self.media.apply(params)
+        return response
+
+    async def hold(self) -> Response:
+        """Put the peer on hold with a re-INVITE (RFC 3264 section 8.4)."""
+        if self.local_sdp is None:
+            raise RuntimeError("no SDP was exchanged: nothing to hold")
+        return await self._reinvite(hold_offer(self.local_sdp))
+
+    async def unhold(self) -> Response:
+        """Take the call off hold: a re-INVITE back to sendrecv."""
+        if self.local_sdp is None:
+            raise RuntimeError("no SDP was exchanged: nothing to resume")
+        return await self._reinvite(resume_offer(self.local_sdp))
+
+    async def _their_reinvite(self, request: Request) -> None:
+        offer = _sdp_of(request)
+        if offer is None:
+            await self.ua.endpoint.respond(request, 200)
+            return
+        try:
+            answer, params = answer_offer(
+                offer, self.ua.local_ip, self.media.local_port, previous=self.local_sdp
+            )
+        except NoCommonMedia:
+            await self.ua.endpoint.respond(request, 488)
+            return
+        self.local_sdp = answer
+        if params is not None:
+            self.media.apply(params)
+        await self.ua.endpoint.respond(request, 200, headers=[_SDP], body=bytes(answer))
+
+    # ----- media ------------------------------------------------------------------------
+
+    async def send_dtmf(self, digits: str) -> None:
+        """Send DTMF ``digits`` over RTP (RFC 4733 events, or in-band tones)."""
+        await self.media.send_dtmf(digits)
+
+    def dtmf(self) -> AsyncIterator[str]:
+        """The DTMF digits the peer sends, as they arrive."""
+        return self.media.dtmf()
+
+
+class UserAgent:
+    """A SIP user agent: register, call, answer, ping and message.
+
+    ``aor`` is our address-of-record (From of our requests). ``listen``
+    are the legs (``"udp:0.0.0.0:0"``); ``proxy`` an outgoing proxy
+    (``"host:port"``) that takes every request; ``credentials`` maps a user
+    name to its password for digest challenges (401/407). ``media_host``
+    is the IP our RTP binds to (default: the first leg's address).
+    """
+
+    def __init__(
+        self,
+        aor: str | URI,
+        *,
+        listen: Sequence[str] = ("udp:0.0.0.0:0",),
+        proxy: str | None = None,
+        credentials: Mapping[str, str] | None = None,
+        media_host: str | None = None,
+        t1: float = 0.5,
+    ) -> None:
+        self.aor = URI.parse(aor) if isinstance(aor, str) else aor
+        self.dispatcher = Dispatcher(listen, outgoing_proxy=proxy, t1=t1)
+        self.endpoint = Endpoint(
+            self.dispatcher,
+            user=self.aor.user,
+            credentials=_credentials(self.aor, credentials),
+        )
+        self._media_host = media_host
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._stack: Any = None
+        self._calls: dict[DialogId, Call] = {}
+        send, receive = anyio.create_memory_object_stream[Call](16)
+        self._call_send: MemoryObjectSendStream[Call] = send
+        self._call_receive: MemoryObjectReceiveStream[Call] = receive
+        msend, mreceive = anyio.create_memory_object_stream[Request](64)
+        self._message_send: MemoryObjectSendStream[Request] = msend
+        self._message_receive: MemoryObjectReceiveStream[Request] = mreceive
+        self._registration: anyio.CancelScope | None = None
+        self._registered_at: URI | None = None
+
+    # ----- life cycle ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        from contextlib import AsyncExitStack
+
+        stack = AsyncExitStack()
+        await stack.__aenter__()
+        try:
+            await stack.enter_async_context(self.dispatcher)
+            await stack.enter_async_context(self.endpoint)
+            self._tg = await stack.enter_async_context(anyio.create_task_group())
+            self._tg.start_soon(self._sort_incoming)
+        except BaseException:
+            await stack.__aexit__(None, None, None)
+            raise
+        self._stack = stack
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        with anyio.CancelScope(shield=True):
+            if self._registered_at is not None:
+                with anyio.move_on_after(self.endpoint.close_timeout):
+                    await self.unregister()
+        assert self._tg is not None
+        self._tg.cancel_scope.cancel()
+        for stream in (
+            self._call_send,
+            self._call_receive,
+            self._message_send,
+            self._message_receive,
+        ):
+            stream.close()
+        stack, self._stack = self._stack, None
+        result: bool | None = await stack.__aexit__(exc_type, exc, tb)
+        return result
+
+    def _spawn(self, fn: Any, *args: Any) -> None:
+        if self._tg is None:
+            raise RuntimeError("the UserAgent is not running: use 'async with UserAgent(...)'")
+        self._tg.start_soon(fn, *args)
+
+    @property
+    def local_ip(self) -> str:
+        """The IP address our SDP names (``media_host``, else the first leg's)."""
+        if self._media_host is not None:
+            return self._media_host
+        return self.dispatcher.legs[0].sent_by().rsplit(":", 1)[0].strip("[]")
+
+    def contact(self) -> URI:
+        """The URI that reaches this UA on its first leg."""
+        return self.dispatcher.legs[0].contact_uri(self.aor.user)
+
+    # ----- incoming requests ----------------------------------------------------------------
+
+    async def _sort_incoming(self) -> None:
+        async for request in self.endpoint.incoming():
+            try:
+                await self._on_request(request)
+            except SIPError:
+                log.exception("could not answer %s", request.summary())
+
+    async def _on_request(self, request: Request) -> None:
+        dialog = self.endpoint.dialog_of(request)
+        call = self._calls.get(dialog.id) if dialog is not None else None
+        method = request.method
+        if method == "INVITE" and call is not None:
+            await call._their_reinvite(request)
+        elif method == "INVITE" and request.to.tag is None:
+            self._spawn(self._serve_incoming_call, request)
+        elif method == "MESSAGE":
+            await self.endpoint.respond(request, 200)
+            try:
+                self._message_send.send_nowait(request)
+            except anyio.WouldBlock:
+                log.warning("no one reads messages: dropping %s", request.summary())
+        elif call is not None:
+            # INFO and the like in a call: accepted (RFC 6086 section 4.2.2).
+            await self.endpoint.respond(request, 200)
+        else:
+            await self.endpoint.respond(request, 481 if request.to.tag else 405)
+
+    async def _serve_incoming_call(self, invite: Request) -> None:
+        async with MediaSession(self.local_ip) as media:
+            call = Call(self, media)
+            call.invite = invite
+            try:
+                self._call_send.send_nowait(call)
+            except (anyio.WouldBlock, anyio.ClosedResourceError):
+                await self.endpoint.respond(invite, 486)
+                return
+            await call.wait_ended()
+
+    def incoming_calls(self) -> MemoryObjectReceiveStream[Call]:
+        """The calls coming in, for :meth:`Call.ring`, :meth:`Call.answer`, :meth:`Call.reject`.
+
+        Iterate it with ``async for``; the iteration ends when the UA closes.
+        A call nobody takes within the queue (16 calls) gets 486.
+        """
+        return self._call_receive
+
+    def messages(self) -> MemoryObjectReceiveStream[Request]:
+        """MESSAGE requests received (RFC 3428), already answered with 200."""
+        return self._message_receive
+
+    # ----- calls ------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def invite(
+        self, uri: str | URI, *, sdp: SessionDescription | None = None
+    ) -> AsyncIterator[Call]:
+        """Call ``uri``; the block gets the :class:`Call` at once (it rings meanwhile).
+
+        Leaving the block hangs up (BYE) an answered call and cancels one
+        still ringing. ``sdp`` replaces our offer (default: one audio
+        stream of the call's RTP session).
+        """
+        async with MediaSession(self.local_ip) as media:
+            call = Call(self, media)
+            call.local_sdp = sdp or make_offer(self.local_ip, media.local_port)
+            client = await self.endpoint.new_request(
+                "INVITE",
+                URI.parse(uri) if isinstance(uri, str) else uri,
+                from_=NameAddr(self.aor),
+                headers=[_SDP],
+                body=bytes(call.local_sdp),
+            )
+            call._client = client
+            call.invite = client.request
+            try:
+                yield call
+            finally:
+                with anyio.CancelScope(shield=True):
+                    if call._answered is not None:
+                        if call.dialog is None and client.dialogs:
+                            call.dialog = client.dialogs[0]
+                        with anyio.move_on_after(self.endpoint.close_timeout):
+                            await call.bye()
+                    elif not client.done:
+                        await client.cancel()
+                    call._end()
+
+    # ----- out of dialog ----------------------------------------------------------------
+
+    async def options(self, uri: str | URI) -> Response:
+        """Send OPTIONS to ``uri`` (a SIP ping) and return the final response."""
+        return await self.endpoint.request(uri, "OPTIONS", from_=NameAddr(self.aor))
+
+    async def message(
+        self, uri: str | URI, text: str, *, content_type: str = "text/plain;charset=utf-8"
+    ) -> Response:
+        """Send ``text`` as a MESSAGE (RFC 3428); raise :class:`CallFailed` unless 2xx."""
+        response = await self.endpoint.request(
+            uri,
+            "MESSAGE",
+            from_=NameAddr(self.aor),
+            headers=[("Content-Type", content_type)],
+            body=text.encode(),
+        )
+        if response.status >= 300:
+            raise CallFailed(response)
+        return response
+
+    # ----- registration -------------------------------------------------------------------
+
+    async def _register_once(self, registrar: URI, expires: int) -> Response:
+        return await self.endpoint.request(
+            registrar,
+            "REGISTER",
+            from_=NameAddr(self.aor),
+            to=NameAddr(self.aor),
+            # Section 10.2.1: the binding is our Contact (the Endpoint adds
+            # one only where a dialog starts).
+            headers=[("Contact", f"<{self.contact()}>"), ("Expires", str(expires))],
+        )
+
+    def _granted(self, response: Response, asked: int) -> int:
+        # RFC 3261 section 10.2.4: the registrar may shorten the time; our
+        # Contact's expires parameter (else Expires) in the 200 says how long.
+        ours = self.contact()
+        for contact in response.contacts:
+            if contact.uri.user == ours.user and contact.uri.host == ours.host:
+                value = contact.params.get("expires")
+                if value is not None and value.isdigit():
+                    return int(value)
+        header = response.expires
+        return header if header is not None else asked
+
+    async def register(self, registrar: str | URI | None = None, *, expires: int = 600) -> Response:
+        """Register our Contact at ``registrar`` (default: the AOR's domain).
+
+        Returns the 200; raises :class:`RegistrationFailed` otherwise. The
+        binding is then refreshed in the background before it expires
+        (halfway, at most 30 seconds early), and after a failure
+        re-registered with back-off (1, 2, 4 ... 300 seconds), until
+        :meth:`unregister` or the UA closes (which unregisters).
+        """
+        target = (URI.parse(registrar) if isinstance(registrar, str) else registrar) or URI(
+            "sip", self.aor.host, port=self.aor.port
+        )
+        response = await self._register_once(target, expires)
+        if response.status >= 300:
+            raise RegistrationFailed(response)
+        if self._registration is not None:
+            self._registration.cancel()
+        self._registered_at = target
+        scope = anyio.CancelScope()
+        self._registration = scope
+        self._spawn(self._keep_registered, scope, target, expires, self._granted(response, expires))
+        return response
+
+    async def _keep_registered(
+        self, scope: anyio.CancelScope, target: URI, expires: int, granted: int
+    ) -> None:
+        with scope:
+            backoff = 1.0
+            wait = _refresh_delay(granted)
+            while True:
+                await anyio.sleep(wait)
+                try:
+                    response = await self._register_once(target, expires)
+                except SIPError as exc:
+                    log.warning("REGISTER refresh failed: %s", exc)
+                    response = None
+                if response is not None and response.status < 300:
+                    backoff = 1.0
+                    wait = _refresh_delay(self._granted(response, expires))
+                else:
+                    log.warning(
+                        "REGISTER refresh at %s failed (%s); again in %.0f s",
+                        target,
+                        response.start_line if response is not None else "no answer",
+                        backoff,
+                    )
+                    wait = backoff
+                    backoff = min(backoff * 2, 300.0)
+
+    async def unregister(self) -> Response | None:
+        """Remove our binding (REGISTER with Expires 0) and stop refreshing it."""
+        if self._registration is not None:
+            self._registration.cancel()
+            self._registration = None
+        target, self._registered_at = self._registered_at, None
+        if target is None:
+            await anyio.lowlevel.checkpoint()
+            return None
+        return await self._register_once(target, 0)
+
+
+def _refresh_delay(granted: int) -> float:
+    """When to refresh a binding granted for ``granted`` seconds."""
+    return max(1.0, granted - min(granted / 2, 30.0)) if granted > 0 else math.inf

@@ -1,0 +1,227 @@
+"""Two UserAgents over loopback, and a UserAgent through our proxy and registrar."""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+
+import anyio
+import pytest
+
+from trio_sip.dispatcher import Dispatcher
+from trio_sip.server import Authorize, ReceiveChain, Registrar, StatelessProxy
+from trio_sip.ua import Call, CallFailed, RegistrationFailed, UserAgent
+
+pytestmark = pytest.mark.anyio
+
+LEG = ["udp:127.0.0.1:0"]
+
+
+def address(ua: UserAgent) -> str:
+    return ua.dispatcher.legs[0].sent_by()
+
+
+async def test_call_answered_dtmf_and_hangup() -> None:
+    got: list[str] = []
+    all_digits = anyio.Event()
+    async with (
+        UserAgent("sip:alice@example.com", listen=LEG) as alice,
+        UserAgent("sip:bob@example.com", listen=LEG) as bob,
+        anyio.create_task_group() as tg,
+    ):
+
+        async def callee() -> None:
+            async for call in bob.incoming_calls():
+                await call.ring()
+                await call.answer()
+                with anyio.fail_after(10):
+                    async for digit in call.dtmf():
+                        got.append(digit)
+                        if len(got) == 3:
+                            all_digits.set()
+                            break
+                    await call.wait_ended()
+                return
+
+        tg.start_soon(callee)
+        with anyio.fail_after(10):
+            async with alice.invite(f"sip:bob@{address(bob)}") as call:
+                statuses = [r.status async for r in call.events()]
+                answer = await call.wait_answered()
+                await call.send_dtmf("123")
+                # Let the last event's end packets arrive before BYE.
+                await all_digits.wait()
+        assert answer.status == 200
+        assert 180 in statuses
+        assert call.ended
+    assert got == ["1", "2", "3"]
+
+
+async def test_rejected_call_raises_call_failed() -> None:
+    async with (
+        UserAgent("sip:alice@example.com", listen=LEG) as alice,
+        UserAgent("sip:bob@example.com", listen=LEG) as bob,
+        anyio.create_task_group() as tg,
+    ):
+
+        async def callee() -> None:
+            async for call in bob.incoming_calls():
+                await call.reject(486)
+                return
+
+        tg.start_soon(callee)
+        with anyio.fail_after(10):
+            async with alice.invite(f"sip:bob@{address(bob)}") as call:
+                with pytest.raises(CallFailed) as failed:
+                    await call.wait_answered()
+    assert failed.value.status == 486
+
+
+async def test_ring_timeout_cancels_and_remote_bye_ends_the_call() -> None:
+    async with (
+        UserAgent("sip:alice@example.com", listen=LEG) as alice,
+        UserAgent("sip:bob@example.com", listen=LEG) as bob,
+    ):
+        seen: list[Call] = []
+        async with anyio.create_task_group() as tg:
+
+            async def callee() -> None:
+                async for call in bob.incoming_calls():
+                    seen.append(call)
+                    await call.ring()
+                    return
+
+            tg.start_soon(callee)
+            with anyio.fail_after(10):
+                async with alice.invite(f"sip:bob@{address(bob)}") as call:
+                    async with aclosing(call.events()) as events:
+                        async for response in events:
+                            if response.status == 180:
+                                break
+                    with anyio.move_on_after(0.3) as ring:
+                        await call.wait_answered()
+                    assert ring.cancelled_caught
+                    with pytest.raises(CallFailed) as failed:
+                        await call.wait_answered()
+        assert failed.value.status == 487
+        assert bob.endpoint.was_cancelled(seen[0].invite)  # type: ignore[arg-type]
+
+        # Now bob answers and hangs up: alice's wait_ended() wakes up.
+        async with anyio.create_task_group() as tg:
+
+            async def answer_and_hang_up() -> None:
+                async for call in bob.incoming_calls():
+                    await call.answer()
+                    await anyio.sleep(0.1)
+                    await call.bye()
+                    return
+
+            tg.start_soon(answer_and_hang_up)
+            with anyio.fail_after(10):
+                async with alice.invite(f"sip:bob@{address(bob)}") as call:
+                    await call.wait_answered()
+                    await call.wait_ended()
+            assert call.ended
+
+
+async def test_hold_info_options_and_message() -> None:
+    async with (
+        UserAgent("sip:alice@example.com", listen=LEG) as alice,
+        UserAgent("sip:bob@example.com", listen=LEG) as bob,
+        anyio.create_task_group() as tg,
+    ):
+        texts: list[bytes] = []
+
+        async def callee() -> None:
+            async for call in bob.incoming_calls():
+                await call.answer()
+                await call.wait_ended()
+                return
+
+        async def reader() -> None:
+            async for message in bob.messages():
+                texts.append(message.body)
+                return
+
+        tg.start_soon(callee)
+        tg.start_soon(reader)
+        with anyio.fail_after(10):
+            pong = await alice.options(f"sip:{address(bob)}")
+            assert pong.status == 200
+            sent = await alice.message(f"sip:bob@{address(bob)}", "hello")
+            assert sent.status == 200
+            async with alice.invite(f"sip:bob@{address(bob)}") as call:
+                await call.wait_answered()
+                held = await call.hold()
+                assert b"a=recvonly" in held.body or b"a=inactive" in held.body
+                resumed = await call.unhold()
+                assert b"a=sendrecv" in resumed.body
+                info = await call.request("INFO")
+                assert info.status == 200
+    assert texts == [b"hello"]
+
+
+async def test_register_with_auth_then_called_through_the_proxy() -> None:
+    async with (
+        Dispatcher(LEG) as reg_disp,
+        Dispatcher(LEG, response_cache=False, do_retransmits=False) as proxy_disp,
+    ):
+        registrar = Registrar(reg_disp, domains=["example.com"], min_expires=1)
+        auth = Authorize(reg_disp, "example.com", {"bob": "pw"})
+        reg_disp.set_receiver(ReceiveChain([auth, registrar]))
+        proxy = StatelessProxy(proxy_disp, registrar=registrar, domains=["example.com"])
+        proxy_disp.set_receiver(proxy)
+        registrar_at = f"sip:{reg_disp.legs[0].sent_by()}"
+        proxy_at = proxy_disp.legs[0].sent_by()
+        async with (
+            UserAgent("sip:bob@example.com", listen=LEG, credentials={"bob": "pw"}) as bob,
+            UserAgent("sip:alice@example.com", listen=LEG, proxy=proxy_at) as alice,
+            anyio.create_task_group() as tg,
+        ):
+            with anyio.fail_after(10):
+                ok = await bob.register(registrar_at, expires=3600)
+            assert ok.status == 200
+            (binding,) = await registrar.lookup(bob.aor)
+            assert binding.contact == str(bob.contact())
+
+            async def callee() -> None:
+                async for call in bob.incoming_calls():
+                    await call.answer()
+                    await call.wait_ended()
+                    return
+
+            tg.start_soon(callee)
+            with anyio.fail_after(10):
+                async with alice.invite("sip:bob@example.com") as call:
+                    await call.wait_answered()
+        # Leaving the UA removed the binding.
+        assert await registrar.lookup(bob.aor) == []
+        assert auth.statistics().accepted >= 2
+
+
+async def test_wrong_password_raises_registration_failed() -> None:
+    async with Dispatcher(LEG) as reg_disp:
+        registrar = Registrar(reg_disp, domains=["example.com"])
+        reg_disp.set_receiver(
+            ReceiveChain([Authorize(reg_disp, "example.com", {"bob": "pw"}), registrar])
+        )
+        async with UserAgent(
+            "sip:bob@example.com", listen=LEG, credentials={"bob": "guess"}
+        ) as bob:
+            with anyio.fail_after(10), pytest.raises(RegistrationFailed) as failed:
+                await bob.register(f"sip:{reg_disp.legs[0].sent_by()}")
+    assert failed.value.status == 403
+
+
+@pytest.mark.virtual_time
+async def test_registration_is_refreshed_before_it_expires() -> None:
+    async with Dispatcher(LEG) as reg_disp:
+        registrar = Registrar(reg_disp, min_expires=1, max_expires=40)
+        reg_disp.set_receiver(registrar)
+        async with UserAgent("sip:bob@example.com", listen=LEG) as bob:
+            await bob.register(f"sip:{reg_disp.legs[0].sent_by()}", expires=600)
+            start = anyio.current_time()
+            # Granted 40 s (max_expires): refreshed at 20 s, 40 s, 60 s ...
+            await anyio.sleep(65)
+            assert registrar.statistics().accepted == 4
+            assert anyio.current_time() - start == pytest.approx(65, abs=1)
+            assert await registrar.lookup(bob.aor) != []
