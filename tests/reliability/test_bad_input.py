@@ -121,12 +121,6 @@ async def _tcp_options(port: int, n: int) -> Response:
                     return event
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="found here: TCPLeg answers a CRLFCRLF keep-alive with a CRLF pong and lets the "
-    "TransportFailure of that send escape when the peer has reset the connection "
-    "(transport/stream.py _run_connection); it ends the leg's task and the Dispatcher",
-)
 async def test_tcp_fuzz_while_a_good_client_is_answered() -> None:
     rng = random.Random(9)
     async with Dispatcher(["tcp:127.0.0.1:0"]) as disp:

@@ -177,10 +177,18 @@ class StreamLeg(Leg):
                     for event in events:
                         if isinstance(event, Message):
                             self.stats.packets_in += 1
-                            handler(event, self, conn.peer)
+                            try:
+                                handler(event, self, conn.peer)
+                            except Exception:
+                                # One bad packet must not end the connection
+                                # or the leg (the Dispatcher logs its own errors).
+                                log.exception("%r: handling a packet failed", self)
                         elif isinstance(event, KeepAlivePing):
                             # RFC 5626 section 4.4.1: answer a CRLFCRLF ping with CRLF.
-                            await self._send_on(conn, b"\r\n")
+                            try:
+                                await self._send_on(conn, b"\r\n")
+                            except TransportFailure:
+                                return  # the peer is gone: only this connection ends
                     continue
                 if anyio.current_time() - conn.last_activity >= self.idle_timeout:
                     return
