@@ -298,3 +298,80 @@ def test_port_in_use_says_so() -> None:
     err = done.stderr.decode()
     assert len(err.splitlines()) == 1, err
     assert f"cannot bind udp 127.0.0.1:{port}: Address already in use" in err
+
+
+def run_command(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "trio_sip", *args], capture_output=True, timeout=30
+    )
+
+
+@BACKENDS
+def test_register_answer_and_call_through_the_proxy(backend: str) -> None:
+    b = ("--backend", backend)
+    with Command(
+        *b, "proxy", "--registrar", "--domain", "example.com", "--user", "bob:pw",
+        "--user", "carol:pw2", "--listen", "udp:127.0.0.1:0",
+    ) as proxy:  # fmt: skip
+        at = f"127.0.0.1:{proxy.start().port()}"
+        # register: exit 0 and the bindings printed; a wrong password: 1.
+        done = run_command(
+            *b, "register", "sip:carol@example.com", "--registrar", at, "--user", "carol:pw2",
+            "--contact", "sip:carol@127.0.0.1:7777", "--listen", "udp:127.0.0.1:0",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        out = done.stdout.decode()
+        assert out.startswith("SIP/2.0 200 OK")
+        assert "Contact: <sip:carol@127.0.0.1:7777>;expires=" in out
+        done = run_command(
+            *b, "register", "sip:carol@example.com", "--registrar", at, "--user", "carol:bad",
+            "--listen", "udp:127.0.0.1:0",
+        )  # fmt: skip
+        assert done.returncode == 1
+        assert "403" in done.stderr.decode()
+        with Command(
+            *b, "answer", "--listen", "udp:127.0.0.1:0", "--aor", "sip:bob@example.com",
+            "--registrar", at, "--user", "bob:pw", "--ring", "0.2",
+        ) as answer:  # fmt: skip
+            answer.start()
+            # Alice calls bob's AOR through the proxy; bob answers; she hangs up.
+            done = run_command(
+                *b, "call", "sip:bob@example.com", "--from", "sip:alice@example.com",
+                "--proxy", at, "--duration", "0.3", "--listen", "udp:127.0.0.1:0",
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            assert done.stdout.decode().splitlines() == ["SIP/2.0 200 OK", "call ended"]
+            # options through the command: the proxy answers for itself.
+            done = run_command(*b, "options", f"sip:{at}", "--listen", "udp:127.0.0.1:0")
+            assert done.returncode == 0
+            assert done.stdout.decode().startswith("SIP/2.0 200 OK")
+            code, out, err = answer.stop()
+        assert code == 0, err
+        assert "calls: calls=1 answered=1 rejected=0 cancelled=0 failed=0" in out
+        code, out, err = proxy.stop()
+    assert code == 0, err
+    # bob's REGISTER, carol's, carol's refused one, bob's un-REGISTER on SIGINT.
+    assert "registrar: registers=3 accepted=3" in out
+    assert "refused=1" in out
+
+
+@BACKENDS
+def test_call_cancelled_on_ring_timeout_and_rejected_call(backend: str) -> None:
+    b = ("--backend", backend)
+    with Command(*b, "answer", "--listen", "udp:127.0.0.1:0", "--ring", "1.5") as answer:
+        at = f"127.0.0.1:{answer.start().port()}"
+        done = run_command(
+            *b, "call", f"sip:bob@{at}", "--ring-timeout", "0.5", "--listen", "udp:127.0.0.1:0"
+        )
+        assert done.returncode == 1
+        assert done.stderr.decode().strip() == "call failed: no answer in 0.5 s (cancelled)"
+        time.sleep(1.5)  # the answerer wakes up after its ring time and finds the CANCEL
+        code, out, err = answer.stop()
+    assert code == 0, err
+    assert "calls: calls=1 answered=0 rejected=0 cancelled=1 failed=0" in out
+    with Command(*b, "answer", "--listen", "udp:127.0.0.1:0", "--code", "486") as answer:
+        at = f"127.0.0.1:{answer.start().port()}"
+        done = run_command(*b, "call", f"sip:bob@{at}", "--listen", "udp:127.0.0.1:0")
+        assert done.returncode == 1
+        assert "call failed: SIP/2.0 486 Busy Here" in done.stderr.decode()
+        answer.stop()

@@ -28,7 +28,7 @@ import anyio
 
 from . import __version__
 from .dispatcher import Dispatcher
-from .errors import DeliveryError, ParseError, TransportError
+from .errors import DeliveryError, ParseError, SIPError, TransportError
 from .message import (
     URI,
     Request,
@@ -51,6 +51,7 @@ from .server import (
 )
 from .transport import Leg
 from .transport.leg import Address, format_address, parse_address, parse_leg_spec
+from .ua import Call, CallFailed, UserAgent
 
 log = logging.getLogger("trio_sip.cli")
 #: The logger of ``-v``: one record per SIP message sent or received.
@@ -386,13 +387,17 @@ async def _serve(
     disp: Dispatcher,
     statistics: Callable[[], list[tuple[str, object]]],
 ) -> int:
-    """Run until SIGINT/SIGTERM, then print the statistics summary."""
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        for leg in disp.legs:
-            print(f"listening on {leg.proto}:{format_address(leg.address)}", flush=True)
-        async for signum in signals:
-            log.info("stopping on %s", signal.Signals(signum).name)
-            break
+    """Run until SIGINT/SIGTERM, then print the statistics summary.
+
+    The signal receiver was opened by :func:`_with_signals` and stays open
+    while the command shuts down (BYE, un-REGISTER), so that a signal then
+    cannot interrupt that half-way.
+    """
+    for leg in disp.legs:
+        print(f"listening on {leg.proto}:{format_address(leg.address)}", flush=True)
+    async for signum in args.signals:
+        log.info("stopping on %s", signal.Signals(signum).name)
+        break
     for name, stats in [("dispatcher", disp.statistics()), *statistics()]:
         print("\n".join(_summary(name, stats)), flush=True)
     return 0
@@ -448,6 +453,124 @@ async def _registrar_command(args: argparse.Namespace) -> int:
         return await _serve(args, disp, statistics)
 
 
+# ----- user agents: answer, call, register ------------------------------------------------
+
+
+def _user_agent(args: argparse.Namespace, aor: str, listen: Sequence[str]) -> UserAgent:
+    users = dict(args.user) if args.user else None
+    return UserAgent(
+        aor, listen=list(listen), proxy=getattr(args, "proxy", None), credentials=users
+    )
+
+
+async def _answer_one(args: argparse.Namespace, call: Call, counts: dict[str, int]) -> None:
+    counts["calls"] += 1
+    try:
+        if args.ring > 0:
+            await call.ring()
+            await anyio.sleep(args.ring)
+        assert call.invite is not None
+        if call.ua.endpoint.was_cancelled(call.invite):
+            # Section 9.2: the Endpoint answered 487 already.
+            counts["cancelled"] += 1
+            return
+        if args.code != 200:
+            await call.reject(args.code)
+            counts["rejected"] += 1
+            return
+        await call.answer()
+        counts["answered"] += 1
+        if args.hangup_after is not None:
+            with anyio.move_on_after(args.hangup_after):
+                await call.wait_ended()
+            await call.bye()
+        else:
+            await call.wait_ended()
+    except SIPError as exc:
+        counts["failed"] += 1
+        log.warning("call failed: %s", exc)
+
+
+async def _answer(args: argparse.Namespace) -> int:
+    aor = args.aor or "sip:answer@invalid"
+    code = 1
+    async with _user_agent(args, aor, args.listen) as ua, anyio.create_task_group() as tg:
+        counts = {"calls": 0, "answered": 0, "rejected": 0, "cancelled": 0, "failed": 0}
+        if args.registrar is not None:
+            try:
+                await ua.register(f"sip:{args.registrar}", expires=args.expires)
+            except CallFailed as exc:
+                print(f"trio-sip: REGISTER failed: {exc}", file=sys.stderr)
+                return code
+
+        async def serve() -> None:
+            async for call in ua.incoming_calls():
+                tg.start_soon(_answer_one, args, call, counts)
+
+        tg.start_soon(serve)
+        code = await _serve(
+            args,
+            ua.dispatcher,
+            lambda: [
+                ("endpoint", ua.endpoint.statistics()),
+                ("calls", _Counts(**counts)),
+            ],
+        )
+        tg.cancel_scope.cancel()
+    return code
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Counts:
+    """What ``trio-sip answer`` did with the calls it got."""
+
+    calls: int
+    answered: int
+    rejected: int
+    cancelled: int
+    failed: int
+
+
+async def _call(args: argparse.Namespace) -> int:
+    aor = args.from_ or "sip:trio-sip@invalid"
+    async with _user_agent(args, aor, [args.listen]) as ua:
+        async with ua.invite(args.uri) as call:
+            with anyio.move_on_after(args.ring_timeout) as ring:
+                try:
+                    response = await call.wait_answered()
+                except CallFailed as exc:
+                    print(f"call failed: {exc}", file=sys.stderr)
+                    return 1
+            if ring.cancelled_caught:
+                print(
+                    f"call failed: no answer in {args.ring_timeout:g} s (cancelled)",
+                    file=sys.stderr,
+                )
+                return 1
+            print(response.start_line, flush=True)
+            with anyio.move_on_after(args.duration):
+                await call.wait_ended()
+            if call.ended:
+                print("the other side hung up", flush=True)
+        print("call ended", flush=True)
+    return 0
+
+
+async def _register(args: argparse.Namespace) -> int:
+    async with _user_agent(args, args.aor, [args.listen]) as ua:
+        try:
+            response = await ua.register(
+                f"sip:{args.registrar}", expires=args.expires, contact=args.contact, refresh=False
+            )
+        except CallFailed as exc:
+            print(f"REGISTER failed: {exc}", file=sys.stderr)
+            return 1
+        print(response.start_line)
+        for contact in response.headers.values("contact"):
+            print(f"Contact: {contact}")
+    return 0
+
+
 # ----- argument parsing -------------------------------------------------------------------
 
 
@@ -483,6 +606,28 @@ def _algorithm_arg(text: str) -> Algorithm:
         choices = ", ".join(a.value for a in Algorithm)
         raise argparse.ArgumentTypeError(f"expected one of {choices}, not {text!r}")
     return algorithm
+
+
+def _uri_arg(text: str) -> str:
+    try:
+        URI.parse(text)
+    except ParseError as exc:
+        raise argparse.ArgumentTypeError(f"bad SIP URI {text!r}: {exc.reason}") from None
+    return text
+
+
+def _hostport_arg(text: str) -> str:
+    try:
+        parse_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected HOST[:PORT], not {text!r}: {exc}") from None
+    return text
+
+
+def _status_arg(text: str) -> int:
+    if not text.isdigit() or not 200 <= int(text) <= 699:
+        raise argparse.ArgumentTypeError(f"expected a final status 200-699, not {text!r}")
+    return int(text)
 
 
 def _positive_int(text: str) -> int:
@@ -573,12 +718,46 @@ def build_parser() -> argparse.ArgumentParser:
         help="send requests for DOMAIN to HOST ('*' for any other)",
     )
     p.add_argument("--record-route", action="store_true", help="stay in the path of dialogs")
-    p.set_defaults(run=_proxy, is_async=True)
+    p.set_defaults(run=_proxy, is_async=True, serves=True)
+    p = sub.add_parser("answer", help="answer every call (a UAS for tests and load)")
+    p.add_argument("--listen", action="append", required=True, type=_listen_arg, metavar="SPEC")
+    p.add_argument("--ring", type=float, default=0.0, metavar="SECONDS", help="ring this long")
+    p.add_argument("--hangup-after", type=float, metavar="SECONDS", help="then BYE")
+    p.add_argument("--code", type=_status_arg, default=200, help="answer with CODE (200)")
+    p.add_argument("--aor", metavar="URI", help="our address-of-record (sip:bob@example.com)")
+    p.add_argument("--registrar", metavar="HOST[:PORT]", type=_hostport_arg, help="register")
+    p.add_argument("--expires", type=_positive_int, default=600, metavar="N")
+    p.add_argument(
+        "--user",
+        action="append",
+        default=[],
+        type=_user_arg,
+        metavar="USER:PASS",
+        help="credentials for the registrar's challenge",
+    )
+    p.set_defaults(run=_answer, is_async=True, serves=True)
+    p = sub.add_parser("call", help="place one call; exit 0 when answered and hung up")
+    p.add_argument("uri", type=_uri_arg, help="who to call, e.g. sip:bob@example.com")
+    p.add_argument("--from", dest="from_", type=_uri_arg, metavar="URI", help="our AOR")
+    p.add_argument("--proxy", type=_hostport_arg, metavar="HOST:PORT", help="outgoing proxy")
+    p.add_argument("--user", action="append", default=[], type=_user_arg, metavar="USER:PASS")
+    p.add_argument("--duration", type=float, default=0.0, metavar="SECONDS", help="talk time")
+    p.add_argument("--ring-timeout", type=float, default=30.0, metavar="SECONDS")
+    p.add_argument("--listen", default="udp:0.0.0.0:0", type=_listen_arg, metavar="SPEC")
+    p.set_defaults(run=_call, is_async=True)
+    p = sub.add_parser("register", help="register an AOR once and print the bindings")
+    p.add_argument("aor", type=_uri_arg, help="the address-of-record, e.g. sip:bob@example.com")
+    p.add_argument("--registrar", required=True, type=_hostport_arg, metavar="HOST[:PORT]")
+    p.add_argument("--contact", type=_uri_arg, metavar="URI", help="bind this (default: us)")
+    p.add_argument("--expires", type=_positive_int, default=600, metavar="N")
+    p.add_argument("--user", action="append", default=[], type=_user_arg, metavar="USER:PASS")
+    p.add_argument("--listen", default="udp:0.0.0.0:0", type=_listen_arg, metavar="SPEC")
+    p.set_defaults(run=_register, is_async=True)
     p = sub.add_parser("registrar", help="run a registrar")
     _server_arguments(p)
     p.add_argument("--min-expires", type=_positive_int, default=60, metavar="N")
     p.add_argument("--max-expires", type=_positive_int, default=86400, metavar="N")
-    p.set_defaults(run=_registrar_command, is_async=True)
+    p.set_defaults(run=_registrar_command, is_async=True, serves=True)
     return parser
 
 
@@ -594,6 +773,14 @@ def _configure_logging(args: argparse.Namespace) -> None:
     root.setLevel(logging.INFO if args.verbose else logging.WARNING)
 
 
+async def _with_signals(args: argparse.Namespace) -> int:
+    """Run a long-running command with SIGINT/SIGTERM caught from start to end."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        args.signals = signals
+        code: int = await args.run(args)
+        return code
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``trio-sip`` command."""
     parser = build_parser()
@@ -601,7 +788,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     _configure_logging(args)
     try:
         if args.is_async:
-            code = anyio.run(partial(args.run, args), backend=args.backend)
+            run = _with_signals if getattr(args, "serves", False) else args.run
+            code = anyio.run(partial(run, args), backend=args.backend)
         else:
             code = args.run(args)
     except _UsageError as exc:

@@ -336,6 +336,7 @@ class UserAgent:
         self._message_receive: MemoryObjectReceiveStream[Request] = mreceive
         self._registration: anyio.CancelScope | None = None
         self._registered_at: URI | None = None
+        self._contact: URI | None = None
 
     # ----- life cycle ---------------------------------------------------------------------
 
@@ -507,6 +508,7 @@ class UserAgent:
     # ----- registration -------------------------------------------------------------------
 
     async def _register_once(self, registrar: URI, expires: int) -> Response:
+        contact = self._contact if self._contact is not None else self.contact()
         return await self.endpoint.request(
             registrar,
             "REGISTER",
@@ -514,13 +516,13 @@ class UserAgent:
             to=NameAddr(self.aor),
             # Section 10.2.1: the binding is our Contact (the Endpoint adds
             # one only where a dialog starts).
-            headers=[("Contact", f"<{self.contact()}>"), ("Expires", str(expires))],
+            headers=[("Contact", f"<{contact}>"), ("Expires", str(expires))],
         )
 
     def _granted(self, response: Response, asked: int) -> int:
         # RFC 3261 section 10.2.4: the registrar may shorten the time; our
         # Contact's expires parameter (else Expires) in the 200 says how long.
-        ours = self.contact()
+        ours = self._contact if self._contact is not None else self.contact()
         for contact in response.contacts:
             if contact.uri.user == ours.user and contact.uri.host == ours.host:
                 value = contact.params.get("expires")
@@ -529,21 +531,33 @@ class UserAgent:
         header = response.expires
         return header if header is not None else asked
 
-    async def register(self, registrar: str | URI | None = None, *, expires: int = 600) -> Response:
-        """Register our Contact at ``registrar`` (default: the AOR's domain).
+    async def register(
+        self,
+        registrar: str | URI | None = None,
+        *,
+        expires: int = 600,
+        contact: str | URI | None = None,
+        refresh: bool = True,
+    ) -> Response:
+        """Register our Contact (or ``contact``) at ``registrar`` (default: the AOR's domain).
 
         Returns the 200; raises :class:`RegistrationFailed` otherwise. The
         binding is then refreshed in the background before it expires
         (halfway, at most 30 seconds early), and after a failure
         re-registered with back-off (1, 2, 4 ... 300 seconds), until
-        :meth:`unregister` or the UA closes (which unregisters).
+        :meth:`unregister` or the UA closes (which unregisters). With
+        ``refresh=False`` it is one REGISTER: the binding is left to expire.
         """
         target = (URI.parse(registrar) if isinstance(registrar, str) else registrar) or URI(
             "sip", self.aor.host, port=self.aor.port
         )
+        if contact is not None:
+            self._contact = URI.parse(contact) if isinstance(contact, str) else contact
         response = await self._register_once(target, expires)
         if response.status >= 300:
             raise RegistrationFailed(response)
+        if not refresh:
+            return response
         if self._registration is not None:
             self._registration.cancel()
         self._registered_at = target
