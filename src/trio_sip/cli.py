@@ -458,9 +458,9 @@ async def _registrar_command(args: argparse.Namespace) -> int:
 
 def _user_agent(args: argparse.Namespace, aor: str, listen: Sequence[str]) -> UserAgent:
     users = dict(args.user) if args.user else None
-    return UserAgent(
-        aor, listen=list(listen), proxy=getattr(args, "proxy", None), credentials=users
-    )
+    legs = [_leg_spec(args, spec) for spec in listen]
+    disp = _dispatcher(args, legs, outgoing_proxy=getattr(args, "proxy", None))
+    return UserAgent(aor, credentials=users, dispatcher=disp)
 
 
 async def _answer_one(args: argparse.Namespace, call: Call, counts: dict[str, int]) -> None:

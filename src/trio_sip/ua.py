@@ -305,6 +305,8 @@ class UserAgent:
     (``"host:port"``) that takes every request; ``credentials`` maps a user
     name to its password for digest challenges (401/407). ``media_host``
     is the IP our RTP binds to (default: the first leg's address).
+    ``dispatcher``: a Dispatcher not entered yet, to use instead of one made
+    from ``listen``, ``proxy`` and ``t1`` (e.g. one that logs every message).
     """
 
     def __init__(
@@ -316,9 +318,14 @@ class UserAgent:
         credentials: Mapping[str, str] | None = None,
         media_host: str | None = None,
         t1: float = 0.5,
+        dispatcher: Dispatcher | None = None,
     ) -> None:
         self.aor = URI.parse(aor) if isinstance(aor, str) else aor
-        self.dispatcher = Dispatcher(listen, outgoing_proxy=proxy, t1=t1)
+        self.dispatcher = (
+            dispatcher
+            if dispatcher is not None
+            else Dispatcher(listen, outgoing_proxy=proxy, t1=t1)
+        )
         self.endpoint = Endpoint(
             self.dispatcher,
             user=self.aor.user,

@@ -225,3 +225,28 @@ async def test_registration_is_refreshed_before_it_expires() -> None:
             assert registrar.statistics().accepted == 4
             assert anyio.current_time() - start == pytest.approx(65, abs=1)
             assert await registrar.lookup(bob.aor) != []
+
+
+@pytest.mark.parametrize("leg", ["tcp:127.0.0.1:0", "udp:[::1]:0", "tcp:[::1]:0"])
+async def test_call_over_tcp_and_ipv6(leg: str) -> None:
+    async with (
+        UserAgent("sip:alice@example.com", listen=[leg]) as alice,
+        UserAgent("sip:bob@example.com", listen=[leg]) as bob,
+        anyio.create_task_group() as tg,
+    ):
+
+        async def callee() -> None:
+            async for call in bob.incoming_calls():
+                await call.answer()
+                await call.wait_ended()
+                return
+
+        tg.start_soon(callee)
+        transport = leg.split(":", 1)[0]
+        with anyio.fail_after(10):
+            async with alice.invite(f"sip:bob@{address(bob)};transport={transport}") as call:
+                answer = await call.wait_answered()
+                info = await call.request("INFO")
+        assert answer.status == 200
+        assert info.status == 200
+        assert f"SIP/2.0/{transport.upper()}" in str(answer.top_via)
