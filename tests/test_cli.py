@@ -375,3 +375,31 @@ def test_call_cancelled_on_ring_timeout_and_rejected_call(backend: str) -> None:
         assert done.returncode == 1
         assert "call failed: SIP/2.0 486 Busy Here" in done.stderr.decode()
         answer.stop()
+
+
+@BACKENDS
+def test_sigint_hangs_up_a_call(backend: str) -> None:
+    b = ("--backend", backend)
+    with Command(*b, "answer", "--listen", "udp:127.0.0.1:0") as answer:
+        at = f"127.0.0.1:{answer.start().port()}"
+        call = subprocess.Popen(
+            [sys.executable, "-m", "trio_sip", *b, "call", f"sip:bob@{at}", "--duration", "60",
+             "--listen", "udp:127.0.0.1:0"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            assert call.stdout is not None
+            assert call.stdout.readline() == b"SIP/2.0 200 OK\n"
+            call.send_signal(signal.SIGINT)
+            _, err = call.communicate(timeout=20)
+        finally:
+            if call.poll() is None:
+                call.kill()
+                call.communicate(timeout=20)
+        assert call.returncode == 130
+        assert b"interrupted by SIGINT" in err
+        code, summary, _ = answer.stop()
+    # The answerer saw the BYE: its call ended and no dialog is left.
+    assert "calls: calls=1 answered=1" in summary
+    assert "dialogs=0" in summary
+    assert code == 0

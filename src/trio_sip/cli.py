@@ -533,27 +533,28 @@ class _Counts:
 
 async def _call(args: argparse.Namespace) -> int:
     aor = args.from_ or "sip:trio-sip@invalid"
+    stop: anyio.CancelScope = getattr(args, "stop", None) or anyio.CancelScope()
     async with _user_agent(args, aor, [args.listen]) as ua:
-        async with ua.invite(args.uri) as call:
-            with anyio.move_on_after(args.ring_timeout) as ring:
-                try:
-                    response = await call.wait_answered()
-                except CallFailed as exc:
-                    print(f"call failed: {exc}", file=sys.stderr)
+        with stop:
+            async with ua.invite(args.uri) as call:
+                with anyio.move_on_after(args.ring_timeout) as ring:
+                    try:
+                        response = await call.wait_answered()
+                    except CallFailed as exc:
+                        print(f"call failed: {exc}", file=sys.stderr)
+                        return 1
+                if ring.cancelled_caught:
+                    reason = f"no answer in {args.ring_timeout:g} s (cancelled)"
+                    print(f"call failed: {reason}", file=sys.stderr)
                     return 1
-            if ring.cancelled_caught:
-                print(
-                    f"call failed: no answer in {args.ring_timeout:g} s (cancelled)",
-                    file=sys.stderr,
-                )
-                return 1
-            print(response.start_line, flush=True)
-            with anyio.move_on_after(args.duration):
-                await call.wait_ended()
-            if call.ended:
-                print("the other side hung up", flush=True)
-        print("call ended", flush=True)
-    return 0
+                print(response.start_line, flush=True)
+                with anyio.move_on_after(args.duration):
+                    await call.wait_ended()
+                if call.ended:
+                    print("the other side hung up", flush=True)
+            print("call ended", flush=True)
+    # 128 + SIGINT, as a shell reports an interrupted command.
+    return 130 if stop.cancel_called else 0
 
 
 async def _register(args: argparse.Namespace) -> int:
@@ -744,7 +745,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=0.0, metavar="SECONDS", help="talk time")
     p.add_argument("--ring-timeout", type=float, default=30.0, metavar="SECONDS")
     p.add_argument("--listen", default="udp:0.0.0.0:0", type=_listen_arg, metavar="SPEC")
-    p.set_defaults(run=_call, is_async=True)
+    p.set_defaults(run=_call, is_async=True, interruptible=True)
     p = sub.add_parser("register", help="register an AOR once and print the bindings")
     p.add_argument("aor", type=_uri_arg, help="the address-of-record, e.g. sip:bob@example.com")
     p.add_argument("--registrar", required=True, type=_hostport_arg, metavar="HOST[:PORT]")
@@ -781,6 +782,28 @@ async def _with_signals(args: argparse.Namespace) -> int:
         return code
 
 
+async def _interruptible(args: argparse.Namespace) -> int:
+    """Run a one-shot command that SIGINT/SIGTERM stops cleanly.
+
+    A signal cancels ``args.stop``, the scope the command puts around its
+    work only: the UserAgent's own tasks (its legs' receive loops) stay
+    outside it, so the call's BYE or CANCEL still gets its answer.
+    """
+    args.stop = anyio.CancelScope()
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with anyio.create_task_group() as tg:
+
+            async def watch() -> None:
+                async for signum in signals:
+                    print(f"interrupted by {signal.Signals(signum).name}", file=sys.stderr)
+                    args.stop.cancel()
+
+            tg.start_soon(watch)
+            code: int = await args.run(args)
+            tg.cancel_scope.cancel()
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``trio-sip`` command."""
     parser = build_parser()
@@ -788,7 +811,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     _configure_logging(args)
     try:
         if args.is_async:
-            run = _with_signals if getattr(args, "serves", False) else args.run
+            if getattr(args, "serves", False):
+                run = _with_signals
+            elif getattr(args, "interruptible", False):
+                run = _interruptible
+            else:
+                run = args.run
             code = anyio.run(partial(run, args), backend=args.backend)
         else:
             code = args.run(args)
