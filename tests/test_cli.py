@@ -185,17 +185,25 @@ def test_proxy_with_registrar_registers_and_stops_on_sigint(backend: str) -> Non
     ):
         ua.bind(("127.0.0.1", 0))
         port = cmd.start().port()
-        answer = exchange(port, register_request(port, "alice", ua.getsockname()[1]), ua)
+        register = register_request(port, "alice", ua.getsockname()[1])
+        answer = exchange(port, register, ua)
         assert answer.startswith("SIP/2.0 200 OK"), answer
         assert f"sip:alice@127.0.0.1:{ua.getsockname()[1]}" in answer
+        # A retransmission (the 200 was lost) gets the 200 again, not 500
+        # for a CSeq that did not grow (RFC 3261 section 10.3 step 7).
+        assert exchange(port, register, ua) == answer
         # OPTIONS for the proxy itself is answered, not forwarded to itself.
         ping = register_request(port, "x", ua.getsockname()[1], 2).replace(b"REGISTER", b"OPTIONS")
         assert exchange(port, ping, ua).startswith("SIP/2.0 200 OK")
         code, out, err = cmd.stop()
     assert code == 0, err
     assert "registrar: registers=1 accepted=1 rejected=0" in out
-    assert "dispatcher: packets_in=2 packets_out=2" in out
-    assert "proxy: requests_forwarded=0" in out
+    # The REGISTERs went through the proxy to the registrar's Dispatcher,
+    # whose response cache answered the retransmission.
+    assert "proxy: requests_forwarded=2 responses_forwarded=2" in out
+    assert (
+        "registrar dispatcher: packets_in=2 packets_out=2 retransmissions=0 redeliveries=1" in out
+    )
 
 
 @BACKENDS
@@ -242,10 +250,15 @@ def test_verbose_logs_each_message_as_a_block_and_json_lines() -> None:
     assert code == 0
     records = [json.loads(line) for line in err.splitlines()]
     sip = [r for r in records if r["logger"] == "trio_sip.trace"]
-    assert [r["direction"] for r in sip] == ["<<< received", ">>> sent"]
-    assert sip[0]["message"].splitlines()[1].startswith("REGISTER sip:127.0.0.1:")
-    assert sip[1]["message"].splitlines()[1] == "SIP/2.0 200 OK"
-    assert sip[1]["peer"] == f"to Via 127.0.0.1:{ua_port}"
+    # In at the proxy, on to the registrar, its 200 back, and out to the UA.
+    # The order of the lines of the two Dispatchers varies. The REGISTER the
+    # proxy forwards leaves straight through its leg, which the trace does
+    # not see (it needs a hook in the Dispatcher; see docs/cli.rst).
+    directions = sorted(r["direction"] for r in sip)
+    assert directions == ["<<< received"] * 3 + [">>> sent"] * 2
+    by_peer = {r["peer"]: r["message"].splitlines()[1] for r in sip}
+    assert by_peer[f"from udp:127.0.0.1:{ua_port}"].startswith("REGISTER sip:127.0.0.1:")
+    assert by_peer[f"to Via 127.0.0.1:{ua_port}"] == "SIP/2.0 200 OK"
 
 
 def test_verbose_text_log() -> None:
@@ -358,14 +371,14 @@ def test_register_answer_and_call_through_the_proxy(backend: str) -> None:
 @BACKENDS
 def test_call_cancelled_on_ring_timeout_and_rejected_call(backend: str) -> None:
     b = ("--backend", backend)
-    with Command(*b, "answer", "--listen", "udp:127.0.0.1:0", "--ring", "1.5") as answer:
+    with Command(*b, "answer", "--listen", "udp:127.0.0.1:0", "--ring", "1") as answer:
         at = f"127.0.0.1:{answer.start().port()}"
         done = run_command(
             *b, "call", f"sip:bob@{at}", "--ring-timeout", "0.5", "--listen", "udp:127.0.0.1:0"
         )
         assert done.returncode == 1
         assert done.stderr.decode().strip() == "call failed: no answer in 0.5 s (cancelled)"
-        time.sleep(1.5)  # the answerer wakes up after its ring time and finds the CANCEL
+        time.sleep(2.5)  # the answerer wakes up after its 1 s of ringing and finds the CANCEL
         code, out, err = answer.stop()
     assert code == 0, err
     assert "calls: calls=1 answered=0 rejected=0 cancelled=1 failed=0" in out

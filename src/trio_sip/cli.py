@@ -13,6 +13,7 @@ write the log as JSON lines (``--log-json``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -31,6 +32,7 @@ from .dispatcher import Dispatcher
 from .errors import DeliveryError, ParseError, SIPError, TransportError
 from .message import (
     URI,
+    NameAddr,
     Request,
     Response,
     make_response,
@@ -403,27 +405,88 @@ async def _serve(
     return 0
 
 
+class _ToRegistrar:
+    """Send REGISTER on to the registrar's own Dispatcher, through the proxy.
+
+    The registrar needs the response cache (a retransmitted REGISTER would
+    otherwise break section 10.3 step 7's CSeq rule and get 500) and a
+    stateless proxy must not have one (it would swallow retransmissions it
+    has to forward). So ``proxy --registrar`` runs the registrar on a
+    Dispatcher of its own on a loopback port, and a REGISTER gets a Route to
+    it (section 16.6 step 6: the proxy forwards along the Route), like a
+    registrar behind an outbound proxy.
+    """
+
+    def __init__(self, leg: Leg, proxy: StatelessProxy) -> None:
+        self.route = f"<{leg.contact_uri()};lr>"
+        self.proxy = proxy
+
+    async def receive(self, packet: Request | Response, leg: Leg, from_addr: Address) -> bool:
+        """Route a REGISTER for us to the registrar; always pass on (False)."""
+        if not isinstance(packet, Request) or packet.method != "REGISTER":
+            return False
+        headers = packet.headers
+        first = headers.first_value("route")
+        if first is not None and self.proxy.is_ours(NameAddr.parse(first).uri):
+            # A Route to us (a client's outbound proxy setting): ours to take.
+            headers.pop_first_value("route")
+            first = headers.first_value("route")
+        if first is None:
+            headers.prepend("Route", self.route)
+        return False
+
+
+def _internal_leg(legs: Sequence[Leg]) -> str | None:
+    """A loopback leg for the registrar that the proxy's legs can reach."""
+    for leg in legs:
+        if leg.proto in ("udp", "tcp"):
+            host = "[::1]" if ":" in leg.host else "127.0.0.1"
+            return f"{leg.proto}:{host}:0"
+    return None
+
+
 async def _proxy(args: argparse.Namespace) -> int:
     legs = [_leg_spec(args, spec) for spec in args.listen]
     store = _open_store(args.store) if args.registrar else None
     # A stateless proxy neither caches responses nor retransmits (RFC 3261
     # section 16.11): the endpoints' transactions do that, end to end.
-    async with _dispatcher(
-        args, legs, response_cache=False, do_retransmits=False, domain2proxy=dict(args.route)
-    ) as disp:
-        registrar = _registrar(args, disp, store) if store is not None else None
+    async with (
+        _dispatcher(
+            args, legs, response_cache=False, do_retransmits=False, domain2proxy=dict(args.route)
+        ) as disp,
+        contextlib.AsyncExitStack() as stack,
+    ):
+        registrar: Registrar | None = None
+        auth: Authorize | None = None
+        reg_disp: Dispatcher | None = None
+        handlers: list[Any] = []
+        internal = _internal_leg(disp.legs) if store is not None else None
+        if store is not None and internal is not None:
+            reg_disp = await stack.enter_async_context(_dispatcher(args, [internal]))
+            registrar = _registrar(args, reg_disp, store)
+            auth = _authorize(args, reg_disp)
+            chain = [h for h in (auth, registrar) if h is not None]
+            reg_disp.set_receiver(ReceiveChain([*chain, _RegistrarOnly(reg_disp)]))
+        elif store is not None:
+            # Only TLS legs: nothing reaches a loopback registrar, so it
+            # answers on the proxy's Dispatcher (without the cache).
+            registrar = _registrar(args, disp, store)
+            auth = _authorize(args, disp)
+            handlers.extend(h for h in (auth, registrar) if h is not None)
         proxy = StatelessProxy(
             disp,
             registrar=registrar,
             domains=args.domain or None,
             record_route=args.record_route,
         )
-        auth = _authorize(args, disp) if registrar is not None else None
-        handlers = [h for h in (_AnswerPings(proxy), auth, registrar) if h is not None]
-        disp.set_receiver(ReceiveChain([*handlers, proxy]))
+        if reg_disp is not None:
+            handlers.append(_ToRegistrar(reg_disp.legs[0], proxy))
+        disp.set_receiver(ReceiveChain([_AnswerPings(proxy), *handlers, proxy]))
 
         def statistics() -> list[tuple[str, object]]:
             found: list[tuple[str, object]] = [("proxy", proxy.statistics())]
+            if reg_disp is not None:
+                found.append(("registrar dispatcher", reg_disp.statistics()))
             if registrar is not None:
                 found.append(("registrar", registrar.statistics()))
             if auth is not None:

@@ -489,6 +489,11 @@ class UserAgent:
                             await call.bye()
                     elif not client.done:
                         await client.cancel()
+                        # Wait for the 487 (and let its ACK go) before the
+                        # UA may close: section 9.1, the INVITE still ends
+                        # with a final response.
+                        with anyio.move_on_after(self.endpoint.close_timeout):
+                            await client.wait_final()
                     call._end()
 
     # ----- out of dialog ----------------------------------------------------------------
