@@ -100,7 +100,6 @@ class StatelessProxy:
         self._leg_cache: tuple[tuple[Leg, ...], dict[tuple[str, str, Leg], Leg]] = ((), {})
         self._ours: tuple[tuple[Leg, ...], frozenset[tuple[str, int]], frozenset[int]] | None = None
         self._targets_cache: dict[Hashable, tuple[float, list[Target]]] = {}
-        self._literals: dict[str, bool] = {}
         self._requests = 0
         self._responses = 0
         self._replies = 0
@@ -198,16 +197,6 @@ class StatelessProxy:
             return self.receive(packet, leg, from_addr)
         return done
 
-    def _is_literal(self, host: str) -> bool:
-        # ipaddress parsing costs more than the rest of a lookup: remember it.
-        known = self._literals.get(host)
-        if known is None:
-            known = is_ip_literal(host)
-            if len(self._literals) >= CACHE_ENTRIES:
-                self._literals.clear()
-            self._literals[host] = known
-        return known
-
     def _targets_key(self, request: Request) -> Hashable:
         # What Dispatcher.targets_for reads: the first Route, else the
         # Request-URI (its host, port and parameters; not the user part).
@@ -300,7 +289,7 @@ class StatelessProxy:
             host = via.maddr
         else:
             host = via.host
-        if not self._is_literal(host):
+        if not is_ip_literal(host):
             return None
         return Target(via.transport.lower(), host, port)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import errno
+import functools
 import ipaddress
 import socket
 from collections.abc import Callable, Mapping
@@ -91,8 +92,13 @@ def format_address(addr: Address) -> str:
     return f"{format_host(addr[0])}:{addr[1]}"
 
 
+@functools.lru_cache(maxsize=4096)
 def is_ip_literal(host: str) -> bool:
-    """True for an IPv4 or IPv6 address (not a host name)."""
+    """True for an IPv4 or IPv6 address (not a host name).
+
+    Cached: ipaddress parsing costs more than the rest of a route lookup, and
+    the same few hosts come back on every packet.
+    """
     try:
         ipaddress.ip_address(host)
     except ValueError:
