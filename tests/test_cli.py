@@ -16,6 +16,7 @@ import pytest
 
 from trio_sip.cli import Responder, main
 from trio_sip.dispatcher import Dispatcher
+from trio_sip.ua import UserAgent
 
 
 def test_parse_command_reads_stdin(
@@ -416,3 +417,39 @@ def test_sigint_hangs_up_a_call(backend: str) -> None:
     assert "calls: calls=1 answered=1" in summary
     assert "dialogs=0" in summary
     assert code == 0
+
+
+@BACKENDS
+def test_answer_echoes_the_audio_of_a_call(backend: str) -> None:
+    frame = bytes(range(160))
+    with Command(
+        "--backend", backend, "answer", "--listen", "udp:127.0.0.1:0", "--media", "echo"
+    ) as answer:  # fmt: skip
+        at = f"127.0.0.1:{answer.start().port()}"
+
+        async def call() -> list[bytes]:
+            back: list[bytes] = []
+            async with (
+                UserAgent("sip:alice@127.0.0.1", listen=["udp:127.0.0.1:0"]) as ua,
+                ua.invite(f"sip:bob@{at}") as c,
+            ):
+                with anyio.fail_after(10):
+                    await c.wait_answered()
+                    async with anyio.create_task_group() as tg:
+
+                        async def listen() -> None:
+                            async for packet in c.media.receive():
+                                back.append(packet.payload)
+                                if len(back) == 3:
+                                    tg.cancel_scope.cancel()
+
+                        tg.start_soon(listen)
+                        for _ in range(20):
+                            await c.media.send(frame)
+            return back
+
+        echoed = anyio.run(call, backend=backend)
+        code, out, err = answer.stop()
+    assert echoed == [frame] * 3
+    assert code == 0, err
+    assert "calls: calls=1 answered=1" in out

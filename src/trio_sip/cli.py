@@ -21,7 +21,7 @@ import signal
 import sqlite3
 import sys
 import time
-from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Mapping, Sequence
 from functools import partial
 from typing import Any, NoReturn
 
@@ -30,6 +30,8 @@ import anyio
 from . import __version__
 from .dispatcher import Dispatcher
 from .errors import DeliveryError, ParseError, SIPError, TransportError
+from .media import MediaSession
+from .media.handlers import echo, play, record
 from .message import (
     URI,
     NameAddr,
@@ -543,15 +545,36 @@ async def _answer_one(args: argparse.Namespace, call: Call, counts: dict[str, in
             return
         await call.answer()
         counts["answered"] += 1
-        if args.hangup_after is not None:
-            with anyio.move_on_after(args.hangup_after):
+        async with anyio.create_task_group() as media_tasks:
+            if args.media is not None:
+                media_tasks.start_soon(_media_handler(args.media), call.media)
+            if args.hangup_after is not None:
+                with anyio.move_on_after(args.hangup_after):
+                    await call.wait_ended()
+                await call.bye()
+            else:
                 await call.wait_ended()
-            await call.bye()
-        else:
-            await call.wait_ended()
+            media_tasks.cancel_scope.cancel()
     except SIPError as exc:
         counts["failed"] += 1
         log.warning("call failed: %s", exc)
+
+
+def _media_handler(spec: str) -> Callable[[MediaSession], Coroutine[Any, Any, object]]:
+    """What ``--media`` runs on an answered call's RTP session."""
+    kind, _, path = spec.partition(":")
+    if kind == "play":
+        return partial(play, source=path, loop=True)
+    if kind == "record":
+        return partial(record, path=path)
+    return echo
+
+
+def _media_arg(text: str) -> str:
+    kind, colon, path = text.partition(":")
+    if text == "echo" or (kind in ("play", "record") and colon and path):
+        return text
+    raise argparse.ArgumentTypeError(f"expected echo, play:FILE or record:FILE, not {text!r}")
 
 
 async def _answer(args: argparse.Namespace) -> int:
@@ -788,6 +811,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ring", type=float, default=0.0, metavar="SECONDS", help="ring this long")
     p.add_argument("--hangup-after", type=float, metavar="SECONDS", help="then BYE")
     p.add_argument("--code", type=_status_arg, default=200, help="answer with CODE (200)")
+    p.add_argument(
+        "--media",
+        type=_media_arg,
+        metavar="echo|play:FILE|record:FILE",
+        help="what to do with the audio of an answered call (default: nothing)",
+    )
     p.add_argument("--aor", metavar="URI", help="our address-of-record (sip:bob@example.com)")
     p.add_argument("--registrar", metavar="HOST[:PORT]", type=_hostport_arg, help="register")
     p.add_argument("--expires", type=_positive_int, default=600, metavar="N")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from types import TracebackType
 from typing import Any, Self
 
@@ -348,8 +348,6 @@ class UserAgent:
     # ----- life cycle ---------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        from contextlib import AsyncExitStack
-
         stack = AsyncExitStack()
         await stack.__aenter__()
         try:
@@ -432,7 +430,15 @@ class UserAgent:
             await self.endpoint.respond(request, 481 if request.to.tag else 405)
 
     async def _serve_incoming_call(self, invite: Request) -> None:
-        async with MediaSession(self.local_ip) as media:
+        async with AsyncExitStack() as stack:
+            try:
+                media = await stack.enter_async_context(MediaSession(self.local_ip))
+            except (SIPError, OSError) as exc:
+                # No RTP port for the call: 503 (RFC 3261 section 21.5.4),
+                # and the UA goes on serving.
+                log.warning("no media session for %s: %s", invite.summary(), exc)
+                await self.endpoint.respond(invite, 503)
+                return
             call = Call(self, media)
             call.invite = invite
             try:
