@@ -52,6 +52,7 @@ from .server import (
     StatelessProxy,
 )
 from .transport import Leg, TCPLeg, TLSLeg, UDPLeg
+from .ua import Call, CallFailed, RegistrationFailed, UserAgent
 
 __version__ = "0.1.0.dev0"
 
@@ -60,6 +61,8 @@ __all__ = [
     "Binding",
     "BindingStore",
     "Blocker",
+    "Call",
+    "CallFailed",
     "ClientRequest",
     "Dialog",
     "DialogId",
@@ -73,6 +76,7 @@ __all__ = [
     "PortRange",
     "ReceiveChain",
     "Redirect",
+    "RegistrationFailed",
     "Registrar",
     "SQLiteStore",
     "StatelessProxy",
@@ -96,6 +100,7 @@ __all__ = [
     "TimerHandle",
     "TransportError",
     "UDPLeg",
+    "UserAgent",
     "URI",
     "Via",
     "__version__",
