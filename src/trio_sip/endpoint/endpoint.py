@@ -969,6 +969,10 @@ class Endpoint:
 
     async def receive(self, packet: Request | Response, leg: Leg, from_addr: Address) -> None:
         """The Dispatcher's receiver entry point: one packet from ``leg``."""
+        if self._tg is None:
+            # Closed (or closing): a late response, e.g. the 487 of a CANCEL
+            # sent while closing, has nobody left to go to.
+            return
         if isinstance(packet, Response):
             await self._on_response(packet)
         else:
