@@ -28,6 +28,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from ..dispatcher import Dispatcher
 from ..errors import DeliveryError, SIPError
 from ..message import (
+    KNOWN_METHODS,
     URI,
     CSeq,
     Headers,
@@ -101,25 +102,6 @@ __all__ = [
 
 log = logging.getLogger("trio_sip.endpoint")
 
-#: Methods the Endpoint recognises: 405 for those not allowed, 501 for the rest (8.2.1).
-KNOWN_METHODS = frozenset(
-    {
-        "INVITE",
-        "ACK",
-        "BYE",
-        "CANCEL",
-        "OPTIONS",
-        "REGISTER",
-        "PRACK",
-        "SUBSCRIBE",
-        "NOTIFY",
-        "PUBLISH",
-        "INFO",
-        "REFER",
-        "MESSAGE",
-        "UPDATE",
-    }
-)
 
 _DEFAULT_ALLOW = ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "UPDATE", "INFO", "MESSAGE")
 

@@ -9,7 +9,7 @@ from .build import make_ack, make_cancel, make_response, new_branch, new_call_id
 from .cseq import CSeq
 from .framing import KeepAlivePing, KeepAlivePong, StreamFramer
 from .headers import COMPACT_FORMS, Headers, canonical_name
-from .model import REASON_PHRASES, Message, Request, Response
+from .model import KNOWN_METHODS, REASON_PHRASES, Message, Request, Response
 from .params import Params
 from .parse import DEFAULT_LIMITS, ParseLimits, parse_message
 from .uri import URI, URIParams
@@ -20,6 +20,7 @@ __all__ = [
     "CSeq",
     "DEFAULT_LIMITS",
     "Headers",
+    "KNOWN_METHODS",
     "KeepAlivePing",
     "KeepAlivePong",
     "MAGIC_COOKIE",

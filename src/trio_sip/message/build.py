@@ -85,21 +85,8 @@ def make_ack(invite: Request, response: Response) -> Request:
     that it matches the INVITE's client transaction. The ACK for a 2xx is a
     new transaction built from the dialog (section 13.2.2.4), not this.
     """
-    out = Headers()
-    src = invite.headers
-    top_via = src.first_value("via")
-    if top_via is not None:
-        out.add("Via", top_via)
-    max_forwards = src.get("max-forwards")
-    out.add("Max-Forwards", max_forwards if max_forwards is not None else "70")
-    for value in src.get_all("route"):
-        out.add("Route", value)
-    out.add("From", src.get("from") or "")
-    out.add("To", response.headers.get("to") or src.get("to") or "")
-    out.add("Call-ID", src.get("call-id") or "")
-    out.add("CSeq", f"{invite.cseq.seq} ACK")
-    out.add("Content-Length", "0")
-    return Request("ACK", invite.uri_text, out)
+    to = response.headers.get("to") or invite.headers.get("to") or ""
+    return _same_path(invite, "ACK", to)
 
 
 def make_cancel(request: Request) -> Request:
@@ -110,6 +97,12 @@ def make_cancel(request: Request) -> Request:
     the CANCEL takes the same path and matches its transaction), and the
     Route set is copied.
     """
+    return _same_path(request, "CANCEL", request.headers.get("to") or "")
+
+
+def _same_path(request: Request, method: str, to: str) -> Request:
+    # What ACK-for-non-2xx and CANCEL share: the request's top Via only (so
+    # they match its transaction), its Route set, From, Call-ID and CSeq number.
     out = Headers()
     src = request.headers
     top_via = src.first_value("via")
@@ -120,8 +113,8 @@ def make_cancel(request: Request) -> Request:
     for value in src.get_all("route"):
         out.add("Route", value)
     out.add("From", src.get("from") or "")
-    out.add("To", src.get("to") or "")
+    out.add("To", to)
     out.add("Call-ID", src.get("call-id") or "")
-    out.add("CSeq", f"{request.cseq.seq} CANCEL")
+    out.add("CSeq", f"{request.cseq.seq} {method}")
     out.add("Content-Length", "0")
-    return Request("CANCEL", request.uri_text, out)
+    return Request(method, request.uri_text, out)

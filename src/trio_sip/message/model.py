@@ -22,7 +22,7 @@ from .headers import Headers, display_name
 from .uri import URI
 from .via import Via
 
-__all__ = ["Message", "Request", "Response", "REASON_PHRASES"]
+__all__ = ["KNOWN_METHODS", "Message", "Request", "Response", "REASON_PHRASES"]
 
 _T = TypeVar("_T")
 
@@ -94,6 +94,27 @@ REASON_PHRASES: Final[dict[int, str]] = {
 }
 
 SIP_VERSION: Final = "SIP/2.0"
+
+#: The methods of RFC 3261 and its common extensions (PRACK, SUBSCRIBE,
+#: NOTIFY, PUBLISH, INFO, REFER, MESSAGE, UPDATE).
+KNOWN_METHODS: Final = frozenset(
+    {
+        "INVITE",
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "OPTIONS",
+        "REGISTER",
+        "PRACK",
+        "SUBSCRIBE",
+        "NOTIFY",
+        "PUBLISH",
+        "INFO",
+        "REFER",
+        "MESSAGE",
+        "UPDATE",
+    }
+)
 
 
 class Message(abc.ABC):

@@ -16,7 +16,7 @@ from typing import Final
 from ..errors import ParseError
 from ._text import TOKEN_RE
 from .headers import Headers, canonical_name
-from .model import Request, Response
+from .model import KNOWN_METHODS, Request, Response
 from .uri import SCHEME_RE
 
 __all__ = ["ParseLimits", "DEFAULT_LIMITS", "parse_message", "parse_head"]
@@ -41,24 +41,6 @@ _VERSION_RE: Final = re.compile(r"[Ss][Ii][Pp]/([0-9]+)\.([0-9]+)")
 # Status-Code = 3DIGIT ; Reason-Phrase = *(reserved / unreserved / escaped / UTF8 / SP / HTAB)
 _STATUS_RE: Final = re.compile(r"[1-6][0-9][0-9]")
 _KNOWN_SCHEMES: Final = frozenset({"sip", "sips", "tel"})
-_METHODS: Final = frozenset(
-    {
-        "INVITE",
-        "ACK",
-        "BYE",
-        "CANCEL",
-        "OPTIONS",
-        "REGISTER",
-        "PRACK",
-        "SUBSCRIBE",
-        "NOTIFY",
-        "PUBLISH",
-        "INFO",
-        "REFER",
-        "MESSAGE",
-        "UPDATE",
-    }
-)
 # header-name = token ; HCOLON = *( SP / HTAB ) ":" SWS
 _WS: Final = " \t"
 # Names seen in real traffic, accepted without running the token regex.
@@ -170,7 +152,7 @@ def _parse_start_line(line: str) -> Request | Response:
     if len(parts) != 3:
         raise ParseError(f"bad request line {line[:80]!r}")
     method, uri, version = parts
-    if method not in _METHODS and not TOKEN_RE.fullmatch(method):
+    if method not in KNOWN_METHODS and not TOKEN_RE.fullmatch(method):
         raise ParseError(f"bad method in request line {line[:80]!r}")
     if version != "SIP/2.0":
         _check_version(version, line, status_hint=505)
