@@ -63,6 +63,9 @@ async def test_calls_survive_10_percent_loss_through_the_proxy(sipp: str) -> Non
         assert "Aborting call on UDP retransmission timeout" in result.errors_tail
     # The proof: packets were lost and re-sent, and the calls completed anyway.
     assert result.retransmissions > 0, result.describe()
-    # INVITE, ACK and BYE per call, plus retransmitted requests that got through.
-    assert stats.requests_forwarded > 3 * result.successful
+    # Every completed call needed its INVITE and BYE, and their 200s, through
+    # the proxy. (Not "3 requests per call": an ACK that SIPp loses on its
+    # own side may never reach the proxy while the call still completes.)
+    assert stats.requests_forwarded >= 2 * result.successful
+    assert stats.responses_forwarded >= 2 * result.successful
     assert stats.dropped == 0
