@@ -322,31 +322,6 @@ class _RegistrarOnly:
         return True
 
 
-class _AnswerPings:
-    """OPTIONS for the proxy itself (no user part, no Route) gets 200.
-
-    RFC 3261 section 11: OPTIONS asks a server about its capabilities; a
-    proxy that forwarded one naming itself would only find a loop (482).
-    """
-
-    def __init__(self, proxy: StatelessProxy) -> None:
-        self.proxy = proxy
-
-    async def receive(self, packet: Request | Response, leg: Leg, from_addr: Address) -> bool:
-        """Answer an OPTIONS ping for us (True); pass on everything else."""
-        if (
-            not isinstance(packet, Request)
-            or packet.method != "OPTIONS"
-            or packet.uri.user is not None
-            or "route" in packet.headers
-            or not self.proxy.is_ours(packet.uri)
-        ):
-            return False
-        allow = ("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER")
-        await reply(self.proxy.dispatcher, packet, 200, leg, headers=[allow])
-        return True
-
-
 def _registrar(args: argparse.Namespace, disp: Dispatcher, store: BindingStore) -> Registrar:
     domains = args.domain or None
     registrar = Registrar(
@@ -483,7 +458,7 @@ async def _proxy(args: argparse.Namespace) -> int:
         )
         if reg_disp is not None:
             handlers.append(_ToRegistrar(reg_disp.legs[0], proxy))
-        disp.set_receiver(ReceiveChain([_AnswerPings(proxy), *handlers, proxy]))
+        disp.set_receiver(ReceiveChain([*handlers, proxy]))
 
         def statistics() -> list[tuple[str, object]]:
             found: list[tuple[str, object]] = [("proxy", proxy.statistics())]

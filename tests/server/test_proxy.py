@@ -365,3 +365,22 @@ async def test_a_forged_rewritten_contact_is_not_followed() -> None:
         genuine = invite(caller, str(real), branch="z9hG4bKreal")
         await caller.send(genuine, leg.address)
         assert (await forwarded(callee, 1)).uri_text == f"sip:bob@127.0.0.1:{callee.port}"
+
+
+@pytest.mark.parametrize("nowait", [False, True])
+async def test_options_for_the_proxy_itself_is_answered_not_forwarded(nowait: bool) -> None:
+    async with running() as (caller, callee, proxy, disp):
+        if nowait:
+            disp.set_receiver(proxy.receive_nowait)
+        host, port = proxy_address(disp)
+        ping = raw("OPTIONS", f"sip:{host}:{port}", caller.address, branch="z9hG4bKping")
+        response = final(await exchange(caller, proxy_address(disp), ping))
+        assert response.status == 200
+        assert "INVITE" in (response.headers.get("allow") or "")
+        # An OPTIONS for a user behind the proxy is still forwarded.
+        other = raw(
+            "OPTIONS", f"sip:bob@127.0.0.1:{callee.port}", caller.address, branch="z9hG4bKo2"
+        )
+        await caller.send(other, proxy_address(disp))
+        request = await forwarded(callee, 1)
+        assert request.method == "OPTIONS"

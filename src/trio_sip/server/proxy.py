@@ -20,14 +20,14 @@ import hashlib
 import hmac
 import ipaddress
 import os
-from collections.abc import Awaitable, Hashable, Iterable
+from collections.abc import Awaitable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 import anyio
 
 from ..errors import DeliveryError, ParseError
-from ..message import MAGIC_COOKIE, URI, NameAddr, Request, Response, Via
+from ..message import KNOWN_METHODS, MAGIC_COOKIE, URI, NameAddr, Request, Response, Via
 from ..resolver import Target
 from ..transport.leg import Address, Leg, TransportFailure, is_ip_literal
 from ..transport.udp import UDPLeg
@@ -57,6 +57,10 @@ class ProxyStatistics:
     responses_forwarded: int
     answered: int
     dropped: int
+
+
+#: What a proxy lets through, in the Allow of its answer to OPTIONS for itself.
+ALLOW: Final = ", ".join(sorted(KNOWN_METHODS))
 
 
 class StatelessProxy:
@@ -221,6 +225,8 @@ class StatelessProxy:
         uri = request.uri
         if self.registrar is not None and uri.user is not None and self.is_ours(uri):
             return False
+        if request.method == "OPTIONS" and uri.user is None:
+            return False  # perhaps a ping for us: the full path answers it
         cached = self._targets_cache.get(self._targets_key(request))
         if cached is None or cached[0] < anyio.current_time() or not cached[1]:
             return False
@@ -307,16 +313,39 @@ class StatelessProxy:
         return True
 
     async def _reply(
-        self, request: Request, status: int, leg: Leg, reason: str | None = None
+        self,
+        request: Request,
+        status: int,
+        leg: Leg,
+        reason: str | None = None,
+        headers: Sequence[tuple[str, str]] = (),
     ) -> None:
         self._replies += 1
-        await reply(self.dispatcher, request, status, leg, reason=reason, answered=self._answered)
+        await reply(
+            self.dispatcher,
+            request,
+            status,
+            leg,
+            reason=reason,
+            headers=headers,
+            answered=self._answered,
+        )
 
     async def _request(self, request: Request, leg: Leg, from_addr: Address) -> None:
         method = request.method
         if method == "ACK" and self._answered.absorbs(request):
             return
         headers = request.headers
+        if (
+            method == "OPTIONS"
+            and request.uri.user is None
+            and "route" not in headers
+            and self.is_ours(request.uri)
+        ):
+            # RFC 3261 section 11: an OPTIONS naming the proxy asks about the
+            # proxy itself; forwarding it would only loop back here (482).
+            await self._reply(request, 200, leg, headers=[("Allow", ALLOW)])
+            return
         # Section 16.3 step 3 / 16.6 step 3: Max-Forwards.
         max_forwards = request.max_forwards
         if max_forwards is None:
