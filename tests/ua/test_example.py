@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import re
 import subprocess
 import sys
-from pathlib import Path
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+from tests.docs._blocks import ROOT, code_blocks
 
-
-def readme_python_blocks() -> list[str]:
-    """Every ```python block of the README, in order."""
-    text = README.read_text(encoding="utf-8")
-    return re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+README = ROOT / "README.md"
 
 
 def test_example_pings_the_proxy_of_the_main_job() -> None:
@@ -31,7 +25,7 @@ def test_example_pings_the_proxy_of_the_main_job() -> None:
         port = line.rsplit(":", 1)[1].strip()
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            blocks = readme_python_blocks()
+            blocks = code_blocks(README, "python")
             assert blocks, "the README has no Python example"
             for block in blocks:
                 exec(block.replace("5060", port), {"__name__": "example"})
