@@ -15,8 +15,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import anyio
-
 from ..errors import ParseError
 from ..message import URI, NameAddr, Request, Response
 from ..transport.leg import Address, Leg, format_address
@@ -86,8 +84,6 @@ class Registrar:
         self.min_expires = min_expires
         self.max_expires = max_expires
         self.clock = clock
-        # Section 10.3: the bindings of one AOR change atomically.
-        self._lock = anyio.Lock()
         self._registers = 0
         self._accepted = 0
         self._rejected = 0
@@ -128,8 +124,9 @@ class Registrar:
         self._registers += 1
         try:
             packet.validate()
-            async with self._lock:
-                bindings = await self._register(packet, leg, from_addr)
+            # Section 10.3: the bindings of one AOR change atomically; the
+            # store's update() guarantees it, across processes too.
+            bindings = await self._register(packet, leg, from_addr)
         except ParseError as exc:
             self._rejected += 1
             await reply(self.dispatcher, packet, exc.status_hint, leg, reason=exc.reason[:100])
@@ -172,8 +169,6 @@ class Registrar:
         if not self.is_local(to_uri.host):
             raise _Reject(403, "Domain not served here")
         aor = aor_of(to_uri)
-        now = self.clock()
-        current = [b for b in await self.store.get(aor) if b.expires_at > now]
         call_id = request.call_id
         cseq = request.cseq.seq
         header_expires = request.expires
@@ -181,28 +176,42 @@ class Registrar:
             # Step 6: "*" only with Expires 0 and no other Contact.
             if header_expires != 0:
                 raise _Reject(400, "Contact * needs Expires 0")
-            for binding in current:
-                _check_order(binding, call_id, cseq)
-            await self.store.replace(aor, [])
-            return []
+
+            def remove_all(stored: list[Binding]) -> list[Binding]:
+                for binding in self._alive(stored):
+                    _check_order(binding, call_id, cseq)
+                return []
+
+            return await self.store.update(aor, remove_all)
         contacts = request.contacts
         if not contacts:
             # Step 6: no Contact is a query; nothing changes.
-            return current
+            return self._alive(await self.store.get(aor))
         source = f"{leg.proto}:{format_address(from_addr)}"
-        updated = list(current)
-        for contact in contacts:
-            expires = self._expires_of(contact, header_expires)
-            index = next((i for i, b in enumerate(updated) if _same_contact(b, contact)), None)
-            if index is not None:
-                # Step 7: the same Call-ID must come with a higher CSeq.
-                _check_order(updated[index], call_id, cseq)
-                del updated[index]
-            if expires == 0:
-                continue
-            updated.append(_binding(aor, contact, now + expires, call_id, cseq, source))
-        await self.store.replace(aor, updated)
-        return updated
+
+        def apply(stored: list[Binding]) -> list[Binding]:
+            # Runs inside the store's atomic update (again, should another
+            # registrar sharing the store change this AOR meanwhile): the
+            # step 7 checks below see what is stored at the moment of the write.
+            now = self.clock()
+            updated = self._alive(stored, now)
+            for contact in contacts:
+                expires = self._expires_of(contact, header_expires)
+                index = next((i for i, b in enumerate(updated) if _same_contact(b, contact)), None)
+                if index is not None:
+                    # Step 7: the same Call-ID must come with a higher CSeq.
+                    _check_order(updated[index], call_id, cseq)
+                    del updated[index]
+                if expires == 0:
+                    continue
+                updated.append(_binding(aor, contact, now + expires, call_id, cseq, source))
+            return updated
+
+        return await self.store.update(aor, apply)
+
+    def _alive(self, bindings: list[Binding], now: float | None = None) -> list[Binding]:
+        now = self.clock() if now is None else now
+        return [b for b in bindings if b.expires_at > now]
 
     def statistics(self) -> RegistrarStatistics:
         """Counters of REGISTERs seen, accepted and rejected, and bindings purged."""

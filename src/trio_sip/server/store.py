@@ -1,10 +1,19 @@
-"""Where a registrar keeps its bindings: a small async interface, two backends.
+"""Where a registrar keeps its bindings: a small async interface, three backends.
 
 A binding maps an address-of-record to one contact (RFC 3261 section 10.3)
 with its own expiry, q-value, Call-ID and CSeq. :class:`MemoryStore` keeps
 them in a dict; :class:`SQLiteStore` keeps them in a SQLite file through the
 standard library's :mod:`sqlite3`, run in a worker thread so that the event
-loop never blocks on the disk, and so they survive a restart.
+loop never blocks on the disk, and so they survive a restart;
+:class:`~trio_sip.server.redis_store.RedisStore` keeps them in Redis, where
+several proxy processes share them. :func:`open_store` opens one from a
+``--store`` specification.
+
+Changes go through :meth:`BindingStore.update`, an atomic read-modify-write
+of one AOR's bindings: two registrars (in one process or in several) that
+register the same AOR at once both see their change kept, and the Call-ID /
+CSeq ordering rule of section 10.3 step 7 is checked against what is stored
+at the moment of the write.
 
 Times are absolute (seconds since the epoch by default) so that a binding
 stored before a restart keeps its expiry.
@@ -13,14 +22,14 @@ stored before a restart keeps its expiry.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import anyio
 import anyio.lowlevel
 
-__all__ = ["Binding", "BindingStore", "MemoryStore", "SQLiteStore"]
+__all__ = ["Binding", "BindingStore", "MemoryStore", "SQLiteStore", "Update", "open_store"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +69,11 @@ class Binding:
         return value
 
 
+#: a pure function from an AOR's current bindings to its new ones (see
+#: :meth:`BindingStore.update`)
+Update = Callable[[list[Binding]], Sequence[Binding]]
+
+
 class BindingStore(Protocol):
     """The registrar's storage: per-AOR read and replace, and expiry."""
 
@@ -69,6 +83,18 @@ class BindingStore(Protocol):
 
     async def replace(self, aor: str, bindings: Sequence[Binding]) -> None:
         """Make ``bindings`` the whole binding set of ``aor`` (atomically)."""
+        ...
+
+    async def update(self, aor: str, fn: Update) -> list[Binding]:
+        """Replace the bindings of ``aor`` by ``fn(current)`` atomically; return the new set.
+
+        ``current`` includes expired bindings not yet purged. Nothing else
+        changes ``aor`` between the read ``fn`` sees and the write of its
+        result: a store shared by several processes retries on a conflict,
+        so ``fn`` may run more than once and must be a pure, synchronous
+        function. An exception from ``fn`` aborts the update (nothing is
+        written) and propagates.
+        """
         ...
 
     async def purge(self, now: float) -> int:
@@ -102,6 +128,16 @@ class MemoryStore:
             self._bindings[aor] = tuple(bindings)
         else:
             self._bindings.pop(aor, None)
+
+    async def update(self, aor: str, fn: Update) -> list[Binding]:
+        """Replace the bindings of ``aor`` by ``fn(current)``; no await in between."""
+        await anyio.lowlevel.checkpoint()
+        bindings = tuple(fn(list(self._bindings.get(aor, ()))))
+        if bindings:
+            self._bindings[aor] = bindings
+        else:
+            self._bindings.pop(aor, None)
+        return list(bindings)
 
     async def purge(self, now: float) -> int:
         """Remove expired bindings."""
@@ -165,9 +201,15 @@ class SQLiteStore:
         return [Binding(*row) for row in rows]
 
     def _replace(self, aor: str, bindings: Sequence[Binding]) -> None:
+        self._update(aor, lambda _current: bindings)
+
+    def _update(self, aor: str, fn: Update) -> list[Binding]:
         db = self._db
+        # IMMEDIATE takes the write lock before the read, so that another
+        # process sharing the file cannot change the AOR in between.
         db.execute("BEGIN IMMEDIATE")
         try:
+            bindings = list(fn(self._get(aor)))
             db.execute("DELETE FROM bindings WHERE aor = ?", (aor,))
             db.executemany(
                 f"INSERT INTO bindings ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -190,6 +232,7 @@ class SQLiteStore:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+        return bindings
 
     def _purge(self, now: float) -> int:
         return self._db.execute("DELETE FROM bindings WHERE expires_at <= ?", (now,)).rowcount
@@ -208,6 +251,11 @@ class SQLiteStore:
         async with self._lock:
             await anyio.to_thread.run_sync(self._replace, aor, bindings)
 
+    async def update(self, aor: str, fn: Update) -> list[Binding]:
+        """Replace the bindings of ``aor`` by ``fn(current)`` in one transaction."""
+        async with self._lock:
+            return await anyio.to_thread.run_sync(self._update, aor, fn)
+
     async def purge(self, now: float) -> int:
         """Remove expired bindings."""
         async with self._lock:
@@ -222,3 +270,27 @@ class SQLiteStore:
         """Close the database."""
         async with self._lock:
             await anyio.to_thread.run_sync(self._db.close)
+
+
+def open_store(spec: str | None) -> BindingStore:
+    """The binding store that ``spec`` names (the CLI's ``--store``).
+
+    ``None`` or ``"memory"``: a :class:`MemoryStore`; ``"sqlite:PATH"``: a
+    :class:`SQLiteStore` on that file; ``"redis://HOST[:PORT][/DB]"``: a
+    :class:`~trio_sip.server.redis_store.RedisStore`, which connects on
+    first use. Raises :class:`ValueError` for anything else, and
+    :class:`sqlite3.Error` when the SQLite file cannot be opened.
+    """
+    if spec is None or spec == "memory":
+        return MemoryStore()
+    kind, _, rest = spec.partition(":")
+    if kind == "sqlite" and rest:
+        return SQLiteStore(rest)
+    if spec.startswith("redis://"):
+        # Imported here: the memory and SQLite stores do not need the client.
+        from .redis_store import RedisStore
+
+        return RedisStore.from_url(spec)
+    raise ValueError(
+        f"expected 'memory', 'sqlite:PATH' or 'redis://HOST[:PORT][/DB]', not {spec!r}"
+    )
