@@ -34,7 +34,7 @@ from trio_sip.dispatcher import Dispatcher
 from trio_sip.message import Request, make_response, parse_message
 from trio_sip.server import Registrar
 from trio_sip.transport import TCPLeg, TLSLeg
-from trio_sip.ua import CallFailed, RegistrationFailed, UserAgent
+from trio_sip.ua import Call, CallFailed, RegistrationFailed, UserAgent
 
 pytestmark = pytest.mark.anyio
 
@@ -87,8 +87,7 @@ async def serve_calls(ua: UserAgent) -> None:
     async with anyio.create_task_group() as tg:
         async for call in ua.incoming_calls():
 
-            async def take(call: object = call) -> None:
-                assert hasattr(call, "answer")
+            async def take(call: Call = call) -> None:
                 await call.answer()
                 await call.wait_ended()
 
