@@ -46,13 +46,13 @@ from .message.digest import Algorithm
 from .server import (
     Authorize,
     BindingStore,
-    MemoryStore,
     ReceiveChain,
     Registrar,
-    SQLiteStore,
     StatelessProxy,
     reply,
 )
+from .server.redis import RedisURL
+from .server.store import open_store
 from .transport import Leg
 from .transport.leg import Address, format_address, parse_address, parse_leg_spec
 from .ua import Call, CallFailed, UserAgent
@@ -287,18 +287,23 @@ class _UsageError(Exception):
 
 def _store_arg(text: str) -> str:
     kind, _, path = text.partition(":")
-    if text != "memory" and (kind != "sqlite" or not path):
-        raise argparse.ArgumentTypeError(f"expected 'memory' or 'sqlite:PATH', not {text!r}")
+    if text.startswith("redis://"):
+        try:
+            RedisURL.parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    elif text != "memory" and (kind != "sqlite" or not path):
+        raise argparse.ArgumentTypeError(
+            f"expected 'memory', 'sqlite:PATH' or 'redis://HOST[:PORT][/DB]', not {text!r}"
+        )
     return text
 
 
 def _open_store(spec: str | None) -> BindingStore:
     """The binding store of ``--store`` (checked by :func:`_store_arg`)."""
-    if spec is None or spec == "memory":
-        return MemoryStore()
     try:
-        return SQLiteStore(spec.partition(":")[2])
-    except sqlite3.Error as exc:
+        return open_store(spec)
+    except (sqlite3.Error, ValueError) as exc:
         raise _UsageError(f"--store {spec}: {exc}") from None
 
 
@@ -721,7 +726,11 @@ def _server_arguments(p: argparse.ArgumentParser) -> None:
         help="an account: REGISTER then needs digest authentication",
     )
     p.add_argument(
-        "--store", type=_store_arg, metavar="sqlite:PATH", help="bindings store (default: memory)"
+        "--store",
+        type=_store_arg,
+        metavar="SPEC",
+        help="bindings store: memory (default), sqlite:PATH, or redis://HOST[:PORT][/DB]"
+        " shared by several proxies",
     )
     p.add_argument(
         "--algorithm",
