@@ -30,8 +30,8 @@ import anyio
 from . import __version__
 from .dispatcher import Dispatcher
 from .errors import DeliveryError, ParseError, SIPError, TransportError
-from .media import MediaSession
-from .media.handlers import echo, play, record
+from .media import MediaSession, MediaStatistics
+from .media.handlers import echo, play, record, silence
 from .message import (
     URI,
     NameAddr,
@@ -505,7 +505,71 @@ def _user_agent(args: argparse.Namespace, aor: str, listen: Sequence[str]) -> Us
     users = dict(args.user) if args.user else None
     legs = [_leg_spec(args, spec) for spec in listen]
     disp = _dispatcher(args, legs, outgoing_proxy=getattr(args, "proxy", None))
-    return UserAgent(aor, credentials=users, dispatcher=disp)
+    return UserAgent(
+        aor,
+        credentials=users,
+        dispatcher=disp,
+        inband_dtmf=getattr(args, "inband_dtmf", False),
+    )
+
+
+# The counters of the ``rtp:`` line a call prints when it ends.
+_RTP_FIELDS = (
+    "packets_sent",
+    "packets_received",
+    "packets_lost",
+    "packets_expected",
+    "duplicates",
+    "malformed",
+    "dropped",
+    "dtmf_sent",
+    "dtmf_received",
+)
+
+
+def _rtp_line(call: Call, stats: MediaStatistics) -> str:
+    """One machine-readable line of a call's RTP statistics (``rtp: key=value ...``)."""
+    call_id = call.invite.call_id if call.invite is not None else "-"
+    counters = " ".join(f"{name}={getattr(stats, name)}" for name in _RTP_FIELDS)
+    return f"rtp: call_id={call_id} {counters} jitter_ms={stats.jitter * 1000:.2f}"
+
+
+async def _report_dtmf(call: Call) -> None:
+    """Print each DTMF digit the peer sends, one ``dtmf: D`` line each, as it comes."""
+    async for digit in call.dtmf():
+        print(f"dtmf: {digit}", flush=True)
+
+
+async def _run_media(
+    args: argparse.Namespace, call: Call, talk: Callable[[], Awaitable[None]]
+) -> None:
+    """Run ``--media`` and the DTMF report around ``talk``, then print the ``rtp:`` line.
+
+    When ``talk`` returns the media stops; if the peer is still there we wait
+    a little for the packets already on their way (an echo of our last
+    ones), so that the counts of both sides agree. ``answer`` prints the
+    line for every call; ``call`` only when it was given media to send
+    (``--media``, ``--dtmf``), so that a plain call prints what it always did.
+    """
+    sent_media = args.media is not None or bool(getattr(args, "dtmf", None))
+    try:
+        async with anyio.create_task_group() as media_tasks:
+            media_tasks.start_soon(_report_dtmf, call)
+            if args.media is not None:
+                media_tasks.start_soon(_media_handler(args.media, args.play_loop), call.media)
+            await talk()
+            media_tasks.cancel_scope.cancel()
+        if not call.ended and sent_media:
+            with anyio.move_on_after(_DRAIN):
+                await call.wait_ended()
+    finally:
+        # Also when the command is stopping (SIGINT) in the middle of the call.
+        if sent_media or args.run is _answer:
+            print(_rtp_line(call, call.media.statistics()), flush=True)
+
+
+# How long a call that sent media waits for its last packets to come back.
+_DRAIN = 0.2
 
 
 async def _answer_one(args: argparse.Namespace, call: Call, counts: dict[str, int]) -> None:
@@ -525,36 +589,62 @@ async def _answer_one(args: argparse.Namespace, call: Call, counts: dict[str, in
             return
         await call.answer()
         counts["answered"] += 1
-        async with anyio.create_task_group() as media_tasks:
-            if args.media is not None:
-                media_tasks.start_soon(_media_handler(args.media), call.media)
+
+        async def talk() -> None:
             if args.hangup_after is not None:
                 with anyio.move_on_after(args.hangup_after):
                     await call.wait_ended()
-                await call.bye()
             else:
                 await call.wait_ended()
-            media_tasks.cancel_scope.cancel()
+
+        await _run_media(args, call, talk)
+        await call.bye()
     except SIPError as exc:
         counts["failed"] += 1
         log.warning("call failed: %s", exc)
 
 
-def _media_handler(spec: str) -> Callable[[MediaSession], Coroutine[Any, Any, object]]:
+def _media_handler(spec: str, loop: bool) -> Callable[[MediaSession], Coroutine[Any, Any, object]]:
     """What ``--media`` runs on an answered call's RTP session."""
     kind, _, path = spec.partition(":")
     if kind == "play":
-        return partial(play, source=path, loop=True)
+        return partial(play, source=path, loop=loop)
     if kind == "record":
         return partial(record, path=path)
+    if kind == "silence":
+        return silence
     return echo
 
 
 def _media_arg(text: str) -> str:
     kind, colon, path = text.partition(":")
-    if text == "echo" or (kind in ("play", "record") and colon and path):
+    if text in ("echo", "silence") or (kind in ("play", "record") and colon and path):
         return text
-    raise argparse.ArgumentTypeError(f"expected echo, play:FILE or record:FILE, not {text!r}")
+    raise argparse.ArgumentTypeError(
+        f"expected echo, silence, play:FILE or record:FILE, not {text!r}"
+    )
+
+
+def _dtmf_arg(text: str) -> str:
+    digits = text.upper()
+    if digits and all(d in "0123456789*#ABCD" for d in digits):
+        return digits
+    raise argparse.ArgumentTypeError(f"DTMF digits are 0-9 * # A-D, not {text!r}")
+
+
+def _media_arguments(p: argparse.ArgumentParser, play: str) -> None:
+    """The options of ``answer`` and ``call`` for the audio of a call."""
+    p.add_argument(
+        "--media",
+        type=_media_arg,
+        metavar="echo|silence|play:FILE|record:FILE",
+        help=f"what to do with the audio of an answered call (default: nothing); play {play}",
+    )
+    p.add_argument(
+        "--inband-dtmf",
+        action="store_true",
+        help="also detect DTMF tones in the received audio (PCMU/PCMA, Goertzel)",
+    )
 
 
 async def _answer(args: argparse.Namespace) -> int:
@@ -614,8 +704,17 @@ async def _call(args: argparse.Namespace) -> int:
                     print(f"call failed: {reason}", file=sys.stderr)
                     return 1
                 print(response.start_line, flush=True)
-                with anyio.move_on_after(args.duration):
-                    await call.wait_ended()
+
+                async def talk() -> None:
+                    # The talk time counts from the answer; the digits are
+                    # sent in full even when they take longer.
+                    deadline = anyio.current_time() + args.duration
+                    if args.dtmf:
+                        await call.send_dtmf(args.dtmf, inband=args.dtmf_mode == "inband")
+                    with anyio.move_on_after(deadline - anyio.current_time()):
+                        await call.wait_ended()
+
+                await _run_media(args, call, talk)
                 if call.ended:
                     print("the other side hung up", flush=True)
             print("call ended", flush=True)
@@ -795,12 +894,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ring", type=float, default=0.0, metavar="SECONDS", help="ring this long")
     p.add_argument("--hangup-after", type=float, metavar="SECONDS", help="then BYE")
     p.add_argument("--code", type=_status_arg, default=200, help="answer with CODE (200)")
-    p.add_argument(
-        "--media",
-        type=_media_arg,
-        metavar="echo|play:FILE|record:FILE",
-        help="what to do with the audio of an answered call (default: nothing)",
-    )
+    _media_arguments(p, "loops")
+    p.set_defaults(play_loop=True)
     p.add_argument("--aor", metavar="URI", help="our address-of-record (sip:bob@example.com)")
     p.add_argument("--registrar", metavar="HOST[:PORT]", type=_hostport_arg, help="register")
     p.add_argument("--expires", type=_positive_int, default=600, metavar="N")
@@ -821,7 +916,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=0.0, metavar="SECONDS", help="talk time")
     p.add_argument("--ring-timeout", type=float, default=30.0, metavar="SECONDS")
     p.add_argument("--listen", default="udp:0.0.0.0:0", type=_listen_arg, metavar="SPEC")
-    p.set_defaults(run=_call, is_async=True, interruptible=True)
+    _media_arguments(p, "plays the file once")
+    p.add_argument(
+        "--dtmf",
+        type=_dtmf_arg,
+        metavar="DIGITS",
+        help="send these DTMF digits once answered (0-9 * # A-D)",
+    )
+    p.add_argument(
+        "--dtmf-mode",
+        choices=["rfc4733", "inband"],
+        default="rfc4733",
+        help="DTMF as RFC 4733 events (default) or as tones in the audio",
+    )
+    p.set_defaults(run=_call, is_async=True, interruptible=True, play_loop=False)
     p = sub.add_parser("register", help="register an AOR once and print the bindings")
     p.add_argument("aor", type=_uri_arg, help="the address-of-record, e.g. sip:bob@example.com")
     p.add_argument("--registrar", required=True, type=_hostport_arg, metavar="HOST[:PORT]")

@@ -33,7 +33,15 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from .dispatcher import Dispatcher
 from .endpoint import ClientRequest, Dialog, DialogId, Endpoint
 from .errors import SIPError
-from .media import MediaSession, answer_offer, hold_offer, make_offer, read_answer, resume_offer
+from .media import (
+    MediaSession,
+    PortRange,
+    answer_offer,
+    hold_offer,
+    make_offer,
+    read_answer,
+    resume_offer,
+)
 from .media.offer_answer import NoCommonMedia
 from .message import URI, NameAddr, Request, Response
 from .message.sdp import SessionDescription
@@ -98,6 +106,9 @@ class Call:
         self.invite: Request | None = None
         #: Our SDP offer or answer as last sent.
         self.local_sdp: SessionDescription | None = None
+        #: The peer's SDP offer or answer as last received (its ``a=sendonly``
+        #: when it puts us on hold, RFC 3264 section 8.4).
+        self.remote_sdp: SessionDescription | None = None
         self._client: ClientRequest | None = None
         self._answered: Response | None = None
         self._ended = anyio.Event()
@@ -146,6 +157,8 @@ class Call:
             raise CallFailed(final)
         self._answered = final
         answer = _sdp_of(final)
+        if answer is not None:
+            self.remote_sdp = answer
         if answer is not None and self.local_sdp is not None:
             params = read_answer(self.local_sdp, answer)
             if params is not None:
@@ -189,6 +202,7 @@ class Call:
             body = bytes(sdp)
         else:
             offer = _sdp_of(invite)
+            self.remote_sdp = offer
             if offer is None:
                 # A late offer (RFC 3264 section 2): ours goes in the 200.
                 self.local_sdp = make_offer(self.ua.local_ip, self.media.local_port)
@@ -252,6 +266,7 @@ class Call:
         self.local_sdp = offer
         answer = _sdp_of(response)
         if answer is not None:
+            self.remote_sdp = answer
             params = read_answer(offer, answer)
             if params is not None:
                 self.media.apply(params)
@@ -274,6 +289,7 @@ class Call:
         if offer is None:
             await self.ua.endpoint.respond(request, 200)
             return
+        self.remote_sdp = offer
         try:
             answer, params = answer_offer(
                 offer, self.ua.local_ip, self.media.local_port, previous=self.local_sdp
@@ -288,9 +304,13 @@ class Call:
 
     # ----- media ------------------------------------------------------------------------
 
-    async def send_dtmf(self, digits: str) -> None:
-        """Send DTMF ``digits`` over RTP (RFC 4733 events, or in-band tones)."""
-        await self.media.send_dtmf(digits)
+    async def send_dtmf(self, digits: str, *, inband: bool = False) -> None:
+        """Send DTMF ``digits`` over RTP: RFC 4733 events, or (``inband``) dual tones.
+
+        Events need a telephone-event payload type in the negotiated SDP;
+        without one the digits go in-band anyway (in PCMU or PCMA).
+        """
+        await self.media.send_dtmf(digits, inband=inband)
 
     def dtmf(self) -> AsyncIterator[str]:
         """The DTMF digits the peer sends, as they arrive."""
@@ -304,7 +324,11 @@ class UserAgent:
     are the legs (``"udp:0.0.0.0:0"``); ``proxy`` an outgoing proxy
     (``"host:port"``) that takes every request; ``credentials`` maps a user
     name to its password for digest challenges (401/407). ``media_host``
-    is the IP our RTP binds to (default: the first leg's address).
+    is the IP our RTP binds to (default: the first leg's address);
+    ``rtp_ports`` the range its ports come from (default: any the system
+    gives); ``inband_dtmf`` turns on the detection of DTMF tones in the
+    received audio of every call (Goertzel, for peers that do not send RFC
+    4733 events; it costs CPU per packet).
     ``dispatcher``: a Dispatcher not entered yet, to use instead of one made
     from ``listen``, ``proxy`` and ``t1`` (e.g. one that logs every message).
     """
@@ -319,6 +343,8 @@ class UserAgent:
         media_host: str | None = None,
         t1: float = 0.5,
         dispatcher: Dispatcher | None = None,
+        rtp_ports: PortRange | None = None,
+        inband_dtmf: bool = False,
     ) -> None:
         self.aor = URI.parse(aor) if isinstance(aor, str) else aor
         self.dispatcher = (
@@ -332,6 +358,8 @@ class UserAgent:
             credentials=_credentials(self.aor, credentials),
         )
         self._media_host = media_host
+        self._rtp_ports = rtp_ports
+        self._inband_dtmf = inband_dtmf
         self._tg: anyio.abc.TaskGroup | None = None
         self._stack: Any = None
         self._calls: dict[DialogId, Call] = {}
@@ -396,6 +424,11 @@ class UserAgent:
             return self._media_host
         return self.dispatcher.legs[0].sent_by().rsplit(":", 1)[0].strip("[]")
 
+    def _media_session(self) -> MediaSession:
+        return MediaSession(
+            self.local_ip, port_range=self._rtp_ports, inband_dtmf=self._inband_dtmf
+        )
+
     def contact(self) -> URI:
         """The URI that reaches this UA on its first leg."""
         return self.dispatcher.legs[0].contact_uri(self.aor.user)
@@ -432,7 +465,7 @@ class UserAgent:
     async def _serve_incoming_call(self, invite: Request) -> None:
         async with AsyncExitStack() as stack:
             try:
-                media = await stack.enter_async_context(MediaSession(self.local_ip))
+                media = await stack.enter_async_context(self._media_session())
             except (SIPError, OSError) as exc:
                 # No RTP port for the call: 503 (RFC 3261 section 21.5.4),
                 # and the UA goes on serving.
@@ -472,7 +505,7 @@ class UserAgent:
         still ringing. ``sdp`` replaces our offer (default: one audio
         stream of the call's RTP session).
         """
-        async with MediaSession(self.local_ip) as media:
+        async with self._media_session() as media:
             call = Call(self, media)
             call.local_sdp = sdp or make_offer(self.local_ip, media.local_port)
             client = await self.endpoint.new_request(

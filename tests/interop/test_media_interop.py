@@ -1,0 +1,129 @@
+"""SIPp plays RTP from a pcap to ``trio-sip answer --media record:FILE``.
+
+The test writes its own capture (pcap global header, then Ethernet, IPv4,
+UDP and RTP headers around 2 s of a 1 kHz tone in PCMA, 100 packets 20 ms
+apart) into SIPp's working directory; the scenario ``uac_pcap_tone.xml``
+offers PCMA, plays it with ``<exec play_pcap_audio>`` once answered and
+hangs up. The WAV that ``answer`` records is then checked by its content:
+its length, and that 1 kHz dominates it (Goertzel).
+
+Found here (SIPp 3.6.1): play_pcap_audio rewrites the addresses and ports of
+the captured packets to its media socket and the answer's ``c=``/``m=``, so
+the capture's own addresses do not matter; the ``sipp`` process runs as a
+user who may open raw sockets here (root), which is what it sends them with.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import wave
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from trio_sip.media import alaw_encode
+
+from .peers import SCENARIOS, Address, run_sipp
+from .test_cli_interop import trio_sip
+
+pytestmark = [pytest.mark.anyio, pytest.mark.interop]
+
+RATE = 8000
+FRAME = 160  # samples in 20 ms
+TONE = 1000.0
+SECONDS = 2.0
+
+
+def _checksum(header: bytes) -> int:
+    total = sum(struct.unpack(f"!{len(header) // 2}H", header))
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def write_pcap(path: Path, payloads: Sequence[bytes], payload_type: int) -> None:
+    """A libpcap file of RTP packets, one per payload, 20 ms apart (Ethernet link type)."""
+    src, dst = bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1])
+    records = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+    for index, payload in enumerate(payloads):
+        rtp = struct.pack(
+            "!BBHII", 0x80, payload_type | (0x80 if index == 0 else 0), index + 1,
+            index * FRAME, 0x5EED,
+        ) + payload  # fmt: skip
+        udp = struct.pack("!HHHH", 40000, 50000, 8 + len(rtp), 0) + rtp
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), index, 0, 64, 17, 0, src, dst)
+        ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
+        frame = bytes(6) + bytes(6) + b"\x08\x00" + ip + udp
+        micros = index * 20_000
+        records.append(
+            struct.pack("<IIII", micros // 1_000_000, micros % 1_000_000, len(frame), len(frame))
+        )
+        records.append(frame)
+    path.write_bytes(b"".join(records))
+
+
+def tone_frames(frequency: float, seconds: float) -> list[bytes]:
+    """PCMA frames of a sine at ``frequency`` (peak 10000 of 32767)."""
+    count = round(seconds * RATE)
+    pcm = b"".join(
+        struct.pack("<h", round(10000 * math.sin(2 * math.pi * frequency * n / RATE)))
+        for n in range(count)
+    )
+    data = alaw_encode(pcm)
+    return [data[i : i + FRAME] for i in range(0, len(data), FRAME)]
+
+
+def power(samples: Sequence[int], frequency: float) -> float:
+    """The Goertzel power of ``samples`` at ``frequency``."""
+    coefficient = 2 * math.cos(2 * math.pi * frequency / RATE)
+    s1 = s2 = 0.0
+    for sample in samples:
+        s1, s2 = sample + coefficient * s1 - s2, s1
+    return s1 * s1 + s2 * s2 - coefficient * s1 * s2
+
+
+async def test_sipp_uac_pcap_is_received_and_recorded(
+    sipp: str, anyio_backend_name: str, tmp_path: Path
+) -> None:
+    workdir = tmp_path / "sipp"
+    workdir.mkdir()
+    write_pcap(workdir / "tone.pcap", tone_frames(TONE, SECONDS), payload_type=8)
+    recording = tmp_path / "recorded.wav"
+    async with trio_sip(
+        "--backend", anyio_backend_name, "answer", "--listen", "udp:127.0.0.1:0",
+        "--media", f"record:{recording}",
+    ) as answer:  # fmt: skip
+        result = await run_sipp(
+            SCENARIOS / "uac_pcap_tone.xml",
+            Address("127.0.0.1", answer.port()),
+            calls=1,
+            global_timeout=15,
+            workdir=workdir,
+            program=sipp,
+        )
+    assert result.ok, result.describe()
+    assert answer.returncode == 0, answer.err
+    stats = dict(
+        part.split("=", 1)
+        for line in answer.out.splitlines()
+        if line.startswith("rtp: ")
+        for part in line.split()[1:]
+    )
+    assert stats["packets_received"] == str(round(SECONDS * RATE / FRAME)), answer.out
+    assert stats["packets_lost"] == "0"
+    with wave.open(str(recording), "rb") as wav:
+        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate()) == (1, 2, RATE)
+        frames = wav.readframes(wav.getnframes())
+    samples = [value for (value,) in struct.iter_unpack("<h", frames)]
+    assert SECONDS - 0.05 <= len(samples) / RATE <= SECONDS + 0.2
+    # Check a stretch in the middle: 1 kHz towards the edges of the band and
+    # near it is well below the tone.
+    middle = samples[len(samples) // 4 : len(samples) // 4 + 2000]
+    at_tone = power(middle, TONE)
+    for other in (300.0, 500.0, 800.0, 1200.0, 1500.0, 2000.0, 3000.0):
+        assert power(middle, other) * 100 < at_tone, other
+    # And the level is the tone's, not noise: RMS near 10000 / sqrt(2).
+    rms = math.sqrt(sum(s * s for s in middle) / len(middle))
+    assert 6000 < rms < 8000, rms

@@ -1,0 +1,94 @@
+"""Hold and unhold between two UserAgents on real UDP legs: directions and RTP.
+
+A puts B on hold: B sees a=sendonly in the re-INVITE, answers recvonly, and
+its media session stops sending (the packets A receives stop growing) while
+A's still reach B. A takes B off hold: both are sendrecv and B's RTP resumes,
+without a gap in its sequence numbers (nothing was numbered while on hold).
+"""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from trio_sip.media import silence
+from trio_sip.message.sdp import Direction
+from trio_sip.ua import Call, UserAgent
+
+pytestmark = pytest.mark.anyio
+
+LEG = ["udp:127.0.0.1:0"]
+
+
+def address(ua: UserAgent) -> str:
+    return ua.dispatcher.legs[0].sent_by()
+
+
+async def wait_packets(call: Call, count: int) -> int:
+    """Take ``count`` more audio packets from ``call``; return its total received."""
+    taken = 0
+    async for _ in call.media.receive():
+        taken += 1
+        if taken == count:
+            break
+    return call.media.statistics().packets_received
+
+
+async def test_hold_and_unhold_change_direction_and_stop_and_resume_rtp() -> None:
+    async with (
+        UserAgent("sip:alice@127.0.0.1", listen=LEG) as alice,
+        UserAgent("sip:bob@127.0.0.1", listen=LEG) as bob,
+        anyio.create_task_group() as tg,
+    ):
+        answered: list[Call] = []
+        got_call = anyio.Event()
+
+        async def callee() -> None:
+            async for call in bob.incoming_calls():
+                await call.answer()
+                answered.append(call)
+                got_call.set()
+                async with anyio.create_task_group() as media:
+                    media.start_soon(silence, call.media)
+                    await call.wait_ended()
+                    media.cancel_scope.cancel()
+                return
+
+        tg.start_soon(callee)
+        with anyio.fail_after(15):
+            async with alice.invite(f"sip:bob@{address(bob)}") as a:
+                await a.wait_answered()
+                await got_call.wait()
+                b = answered[0]
+                tg.start_soon(silence, a.media)
+                # Both ways before the hold.
+                await wait_packets(a, 10)
+                await wait_packets(b, 10)
+                assert a.media.direction is b.media.direction is Direction.SENDRECV
+
+                await a.hold()
+                assert b.remote_sdp is not None
+                assert b.remote_sdp.effective_direction(b.remote_sdp.media[0]) is Direction.SENDONLY
+                assert a.remote_sdp is not None
+                assert a.remote_sdp.effective_direction(a.remote_sdp.media[0]) is Direction.RECVONLY
+                assert b.media.direction is Direction.RECVONLY
+                assert a.media.direction is Direction.SENDONLY
+                # Packets B sent before its answer may still be on the way.
+                await anyio.sleep(0.1)
+                a_held = a.media.statistics().packets_received
+                b_sent_held = b.media.statistics().packets_sent
+                # A keeps sending (music on hold) and B keeps receiving.
+                await wait_packets(b, 15)
+                assert a.media.statistics().packets_received == a_held
+                assert b.media.statistics().packets_sent == b_sent_held
+
+                await a.unhold()
+                assert b.remote_sdp.effective_direction(b.remote_sdp.media[0]) is Direction.SENDRECV
+                assert a.media.direction is b.media.direction is Direction.SENDRECV
+                resumed = await wait_packets(a, 10)
+                assert resumed >= a_held + 10
+                stats = a.media.statistics()
+                # B numbered no packet while on hold: A counts no loss.
+                assert stats.packets_lost == 0
+                assert stats.packets_expected == stats.packets_received
+        tg.cancel_scope.cancel()
