@@ -5,6 +5,7 @@ Run from the repository root::
     python benchmarks/run.py                     # everything, a few minutes
     python benchmarks/run.py --systems trio,kamailio --seconds 4
     python benchmarks/run.py --only parser
+    python benchmarks/run.py --only uas,registrar,memory
     python benchmarks/run.py --smoke             # tiny sizes: checks it still works
 
 Proxy rows: SIPp's built-in ``uac`` calls SIPp's ``uas`` through each
@@ -14,6 +15,18 @@ call succeeds, none fails and the run ends within 1.25 times its nominal
 time. A system's figure is the highest clean rate; climbing stops after
 ``--patience`` unclean steps in a row. Every system runs in its own process
 (ours: ``benchmarks/sut_proxy.py``), the one under test alone with SIPp.
+
+UAS rows: SIPp's ``uac`` calls ``trio-sip answer`` (trio and asyncio) and
+Net::SIP's ``Simple->listen`` directly, on the same ladder and rules.
+
+Registrar rows: SIPp registers a new address-of-record per call
+(``benchmarks/register.xml``) with ``trio-sip registrar`` and with Kamailio's
+``registrar`` + ``usrloc`` (memory only, one worker), on a ladder of rates in
+registrations per second.
+
+Memory row: the resident size (VmRSS) of ``trio-sip answer`` once it holds
+``--memory-calls`` established calls (SIPp ``uac`` pausing between ACK and
+BYE); the target is under 200 MB for 10,000 calls.
 
 Parser row: parse an INVITE, put a Via on top and serialise it, in messages
 per second, against Net::SIP::Packet doing the same (a Perl script run here).
@@ -26,10 +39,12 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,11 +63,15 @@ from interop.peers import (  # noqa: E402
     Address,
     KamailioProxy,
     NetSipProxy,
+    NetSipUas,
     PeerError,
     PeerMissing,
+    SippResult,
     SippServer,
+    _count,
     _PeerContext,
     _printed_ready,
+    _read_stats,
     _WorkDir,
     find_program,
     free_port,
@@ -63,6 +82,15 @@ from trio_sip.message import parse_message  # noqa: E402
 #: Call rates tried, lowest first.
 LADDER: Final = (100, 150, 200, 300, 400, 500, 700, 1000, 1200, 1400, 1700, 2000, 2500, 3000)
 SMOKE_LADDER: Final = (25,)
+#: Registration rates tried (one transaction each: cheaper than a call).
+REGISTER_LADDER: Final = (200, 500, 1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000)
+#: The memory row: calls held open, and the rate they are set up at.
+MEMORY_CALLS: Final = 10_000
+MEMORY_RATE: Final = 200
+SMOKE_MEMORY_CALLS: Final = 50
+#: Target of the memory row (issue 9): resident size with 10,000 calls.
+MEMORY_TARGET_MB: Final = 200
+ROWS: Final = ("proxy", "parser", "uas", "registrar", "memory")
 #: A step is clean when it ends within this factor of its nominal time.
 SLACK: Final = 1.25
 SYSTEMS: Final = ("trio", "asyncio", "netsip", "kamailio", "direct")
@@ -73,6 +101,18 @@ LABELS: Final = {
     "kamailio": "Kamailio, 1 worker",
     "direct": "SIPp uac -> uas, no proxy",
 }
+#: The systems of the UAS and registrar rows, and their labels in the table.
+UAS_LABELS: Final = {
+    "trio": "trio-sip answer (trio)",
+    "asyncio": "trio-sip answer (asyncio)",
+    "netsip": "Net::SIP Simple->listen",
+}
+REGISTRAR_LABELS: Final = {
+    "trio": "trio-sip registrar (trio)",
+    "asyncio": "trio-sip registrar (asyncio)",
+    "kamailio": "Kamailio registrar, 1 worker",
+}
+REGISTER_SCENARIO: Final = HERE / "register.xml"
 
 # Net::SIP::Packet's side of the parser row: the same INVITE, parsed, a Via
 # prepended (what a proxy does), serialised, for a given number of seconds.
@@ -150,9 +190,89 @@ class TrioSipProxy(_PeerContext):
         return self
 
 
+class TrioSipCommand(_PeerContext):
+    """``trio-sip <command> --listen udp:...`` on one backend, in its own process.
+
+    ``profile``: run it under cProfile, statistics written to that file when
+    it is stopped (the command catches SIGTERM and returns normally).
+    """
+
+    def __init__(self, command: str, backend: str, *args: str, profile: Path | None = None) -> None:
+        self.command = command
+        self.backend = backend
+        self.args = args
+        self.profile = profile
+
+    async def __aenter__(self) -> TrioSipCommand:
+        address = Address("127.0.0.1", free_port("127.0.0.1", "udp"))
+        argv = [sys.executable]
+        if self.profile is not None:
+            argv += ["-m", "cProfile", "-o", str(self.profile.resolve())]
+        argv += [
+            "-m", "trio_sip", "--backend", self.backend,
+            self.command, "--listen", f"udp:{address}", *self.args,
+        ]  # fmt: skip
+        work = _WorkDir(None, f"{self.command}-{self.backend}")
+        await self._launch("trio-sip", argv, work, (address, ("udp",)))
+        self._address = address
+        return self
+
+
+class KamailioRegistrar(KamailioProxy):
+    """Kamailio's ``registrar`` + ``usrloc`` modules, bindings in memory only.
+
+    The harness's Kamailio runner with another configuration: the next hop
+    it asks for is not used (nothing is forwarded).
+    """
+
+    def __init__(self, *, children: int = 1, program: str | None = None) -> None:
+        super().__init__(Address("127.0.0.1", 1), children=children, program=program)
+
+    def config(self, listen: Address) -> str:
+        """A registrar answering REGISTER and 405 to anything else."""
+        return _KAMAILIO_REGISTRAR.format(listen=listen, children=self.children)
+
+
+# Memory only (db_mode 0); sl for the replies. Both listens are there because
+# the runner waits for UDP and TCP to be bound.
+_KAMAILIO_REGISTRAR: Final = """\
+#!KAMAILIO
+debug=1
+log_stderror=yes
+auto_aliases=no
+dns=no
+rev_dns=no
+listen=udp:{listen}
+listen=tcp:{listen}
+children={children}
+tcp_children={children}
+loadmodule "sl.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+modparam("usrloc", "db_mode", 0)
+
+request_route {{
+    if (method == "REGISTER") {{
+        if (!save("location")) {{
+            sl_reply_error();
+        }}
+        exit;
+    }}
+    sl_send_reply("405", "Method Not Allowed");
+}}
+"""
+
+
 @asynccontextmanager
 async def _no_proxy(next_hop: Address) -> AsyncIterator[Address]:
     yield next_hop
+
+
+def _perl_with_netsip() -> str:
+    perl = find_program("perl", "perl")
+    if subprocess.run([perl, "-MNet::SIP", "-e", "1"], capture_output=True).returncode:
+        raise PeerMissing("Perl module Net::SIP not found: install libnet-sip-perl")
+    return perl
 
 
 def _system(
@@ -161,9 +281,7 @@ def _system(
     if name in ("trio", "asyncio"):
         return lambda hop: TrioSipProxy(hop, name, profile)
     if name == "netsip":
-        perl = find_program("perl", "perl")
-        if subprocess.run([perl, "-MNet::SIP", "-e", "1"], capture_output=True).returncode:
-            raise PeerMissing("Perl module Net::SIP not found: install libnet-sip-perl")
+        perl = _perl_with_netsip()
         return lambda hop: NetSipProxy(hop, lifetime=3600, program=perl)
     if name == "kamailio":
         kamailio = find_program("kamailio", "kamailio")
@@ -175,6 +293,42 @@ def _system(
 
 def _address_of(peer: object) -> Address:
     return peer if isinstance(peer, Address) else peer.address  # type: ignore[attr-defined,no-any-return]
+
+
+#: Runs one step: (rate, calls, nominal seconds) -> what SIPp saw.
+StepRunner = Callable[[int, int, float], Awaitable[SippResult]]
+
+
+async def climb(
+    label: str, rates: Sequence[int], seconds: float, patience: int, run_step: StepRunner
+) -> list[Step]:
+    """The ladder: a step per rate, ``seconds`` worth of calls each, until
+    ``patience`` unclean steps in a row."""
+    steps: list[Step] = []
+    misses = 0
+    for rate in rates:
+        calls = max(10, round(rate * seconds))
+        nominal = calls / rate
+        result = await run_step(rate, calls, nominal)
+        clean = result.ok and result.elapsed <= nominal * SLACK
+        steps.append(Step(rate, calls, result.elapsed, result.successful, result.failed, clean))
+        print(
+            f"  {label:<9} {rate:>5}/s x {calls:>5}: "
+            f"{result.successful:>5} ok {result.failed:>4} failed "
+            f"in {result.elapsed:5.2f} s (nominal {nominal:.2f}) "
+            f"{'clean' if clean else 'NOT clean'}",
+            file=sys.stderr,
+            flush=True,
+        )
+        misses = 0 if clean else misses + 1
+        if misses >= patience:
+            break
+    return steps
+
+
+def _step_timeout(nominal: float) -> int:
+    # Past this the step is lost anyway: do not wait for Timer B.
+    return math.ceil(nominal * SLACK) + 2
 
 
 async def ladder(
@@ -192,42 +346,26 @@ async def ladder(
     except PeerMissing as exc:
         out.error = str(exc)
         return out
-    misses = 0
     try:
         async with (
             SippServer("uas", global_timeout=3600, program=sipp) as uas,
             make(uas.address) as peer,
         ):
             target = _address_of(peer)
-            for rate in rates:
-                calls = max(10, round(rate * seconds))
-                nominal = calls / rate
-                extra = [] if system == "direct" else ["-rsa", str(target)]
-                result = await run_sipp(
+            extra = [] if system == "direct" else ["-rsa", str(target)]
+
+            async def step(rate: int, calls: int, nominal: float) -> SippResult:
+                return await run_sipp(
                     "uac",
                     uas.address,
                     calls=calls,
                     rate=rate,
-                    # Past this the step is lost anyway: do not wait for Timer B.
-                    global_timeout=math.ceil(nominal * SLACK) + 2,
+                    global_timeout=_step_timeout(nominal),
                     extra_args=extra,
                     program=sipp,
                 )
-                clean = result.ok and result.elapsed <= nominal * SLACK
-                out.steps.append(
-                    Step(rate, calls, result.elapsed, result.successful, result.failed, clean)
-                )
-                print(
-                    f"  {system:<9} {rate:>5}/s x {calls:>5}: "
-                    f"{result.successful:>5} ok {result.failed:>4} failed "
-                    f"in {result.elapsed:5.2f} s (nominal {nominal:.2f}) "
-                    f"{'clean' if clean else 'NOT clean'}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                misses = 0 if clean else misses + 1
-                if misses >= patience:
-                    break
+
+            out.steps = await climb(system, rates, seconds, patience, step)
         if isinstance(peer, TrioSipProxy):
             # sut_proxy.py's last line: CPU time per packet over the whole ladder.
             for line in peer.logs().splitlines():
@@ -236,6 +374,145 @@ async def ladder(
                     print(f"  {system:<9} {out.note}", file=sys.stderr, flush=True)
     except PeerError as exc:
         out.error = str(exc).splitlines()[0]
+    return out
+
+
+def _server(
+    row: str, name: str, profile: Path | None
+) -> Callable[[], AbstractAsyncContextManager[_PeerContext]]:
+    """The system ``name`` of the UAS or registrar row, ready to be entered."""
+    if row == "uas" and name in ("trio", "asyncio"):
+        return lambda: TrioSipCommand("answer", name, profile=profile)
+    if row == "uas" and name == "netsip":
+        # The harness's Net::SIP UAS: Simple->listen, no RTP sent.
+        perl = _perl_with_netsip()
+        return lambda: NetSipUas(lifetime=3600, program=perl)
+    if row == "registrar" and name in ("trio", "asyncio"):
+        # Bindings in memory; REGISTER lasts up to an hour (register.xml asks 3600).
+        return lambda: TrioSipCommand("registrar", name, "--max-expires", "3600", profile=profile)
+    if row == "registrar" and name == "kamailio":
+        kamailio = find_program("kamailio", "kamailio")
+        return lambda: KamailioRegistrar(children=1, program=kamailio)
+    raise ValueError(f"no system {name!r} in the {row} row")
+
+
+async def server_ladder(
+    row: str,
+    system: str,
+    rates: Sequence[int],
+    seconds: float,
+    patience: int,
+    sipp: str,
+    profile: Path | None = None,
+) -> LadderResult:
+    """SIPp straight at one server: ``uac`` calls for ``uas``, REGISTERs for ``registrar``."""
+    out = LadderResult(system)
+    try:
+        make = _server(row, system, profile)
+    except PeerMissing as exc:
+        out.error = str(exc)
+        return out
+    scenario: str | Path = "uac" if row == "uas" else REGISTER_SCENARIO
+    try:
+        async with make() as server:
+
+            async def step(rate: int, calls: int, nominal: float) -> SippResult:
+                return await run_sipp(
+                    scenario,
+                    server.address,
+                    calls=calls,
+                    rate=rate,
+                    global_timeout=_step_timeout(nominal),
+                    program=sipp,
+                )
+
+            out.steps = await climb(system, rates, seconds, patience, step)
+    except PeerError as exc:
+        out.error = str(exc).splitlines()[0]
+    return out
+
+
+@dataclass
+class MemoryResult:
+    """What ``trio-sip answer`` held, and its resident size."""
+
+    backend: str
+    asked: int
+    held: int = 0
+    failed: int = 0
+    idle_kb: int = 0
+    rss_kb: int = 0
+    open_fds: int = 0
+    error: str | None = None
+
+    @property
+    def kb_per_call(self) -> float | None:
+        """Resident growth per held call, in kB."""
+        return (self.rss_kb - self.idle_kb) / self.held if self.held else None
+
+
+def vmrss_kb(pid: int) -> int:
+    """The resident set size of process ``pid`` (Linux /proc), in kB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise PeerError(f"no VmRSS for process {pid}")
+
+
+async def memory_row(backend: str, calls: int, rate: int, sipp: str) -> MemoryResult:
+    """Set up ``calls`` calls to ``trio-sip answer`` and read its VmRSS while it holds them.
+
+    SIPp's ``uac`` pauses between ACK and BYE (``-d``) for longer than the
+    set-up takes; its statistics file (written every second) says when every
+    call has been created. Calls are then given two seconds to settle, the
+    size read, and SIPp stopped (the calls are never hung up).
+    """
+    out = MemoryResult(backend, calls)
+    setup = calls / rate
+    hold = setup * 2 + 30
+    try:
+        async with TrioSipCommand("answer", backend) as answer:
+            pid = answer.pid
+            await anyio.sleep(0.5)
+            out.idle_kb = vmrss_kb(pid)
+            with tempfile.TemporaryDirectory(prefix="memory-sipp-") as work:
+                stats = Path(work) / "stats.csv"
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(
+                        lambda: run_sipp(
+                            "uac",
+                            answer.address,
+                            calls=calls,
+                            rate=rate,
+                            limit=calls,
+                            global_timeout=hold + 30,
+                            timeout_error=False,
+                            extra_args=["-d", str(round(hold * 1000)), "-fd", "1"],
+                            workdir=Path(work),
+                            program=sipp,
+                        )
+                    )
+                    created = 0
+                    with anyio.move_on_after(setup * 3 + 30):
+                        while created < calls:
+                            await anyio.sleep(0.5)
+                            created = _count(_read_stats(stats), "TotalCallCreated")
+                    await anyio.sleep(2 + 1)  # settle, and one more statistics line
+                    row = _read_stats(stats)
+                    out.rss_kb = vmrss_kb(pid)
+                    out.open_fds = len(os.listdir(f"/proc/{pid}/fd"))
+                    out.failed = _count(row, "FailedCall(C)")
+                    out.held = _count(row, "CurrentCall")
+                    tg.cancel_scope.cancel()
+    except PeerError as exc:
+        out.error = str(exc).splitlines()[0]
+    print(
+        f"  {backend:<9} {out.held:>6} calls held ({out.failed} failed): "
+        f"VmRSS {out.rss_kb / 1024:.1f} MB (idle {out.idle_kb / 1024:.1f} MB), "
+        f"{out.open_fds} fds",
+        file=sys.stderr,
+        flush=True,
+    )
     return out
 
 
@@ -279,23 +556,73 @@ def _ratio(value: float | None, base: float | None) -> str:
     return f"{value / base:.2f}x"
 
 
-def print_table(results: Sequence[LadderResult], parser: tuple[float, float | str] | None) -> None:
-    """The summary: each system's highest clean rate, and ratios."""
+def _shown(r: LadderResult) -> str:
+    best = r.best
+    return f"{best:,}" if best is not None else ("n/a" if r.error else "< ladder")
+
+
+def _ladder_table(
+    title: str,
+    unit: str,
+    labels: dict[str, str],
+    results: Sequence[LadderResult],
+    bases: Sequence[tuple[str, str]],
+) -> None:
+    """One table of ladder figures with a ratio column per ``(base system, heading)``."""
+    if not results:
+        return
     by_name = {r.system: r.best for r in results}
-    netsip, kamailio = by_name.get("netsip"), by_name.get("kamailio")
     print()
-    if results:
-        print(f"{'stateless proxy (UDP)':<30}{'calls/s':>9}{'vs Net::SIP':>13}{'vs Kamailio':>13}")
-        for r in results:
-            best = r.best
-            shown = f"{best:,}" if best is not None else ("n/a" if r.error else "< ladder")
+    print(f"{title:<30}{unit:>9}" + "".join(f"{heading:>13}" for _, heading in bases))
+    for r in results:
+        ratios = "".join(f"{_ratio(r.best, by_name.get(base)):>13}" for base, _ in bases)
+        print(
+            f"{labels[r.system]:<30}{_shown(r):>9}{ratios}" + (f"  ({r.error})" if r.error else "")
+        )
+
+
+@dataclass
+class Tables:
+    """Everything one run measured, for :func:`print_table`."""
+
+    proxy: list[LadderResult] = field(default_factory=list)
+    uas: list[LadderResult] = field(default_factory=list)
+    registrar: list[LadderResult] = field(default_factory=list)
+    memory: list[MemoryResult] = field(default_factory=list)
+    parser: tuple[float, float | str] | None = None
+
+
+def print_table(tables: Tables) -> None:
+    """The summary: each system's highest clean rate, and ratios."""
+    netsip, kamailio = ("netsip", "vs Net::SIP"), ("kamailio", "vs Kamailio")
+    _ladder_table("stateless proxy (UDP)", "calls/s", LABELS, tables.proxy, (netsip, kamailio))
+    _ladder_table("UAS (SIPp uac, UDP)", "calls/s", UAS_LABELS, tables.uas, (netsip,))
+    _ladder_table(
+        "registrar (SIPp, UDP)", "regs/s", REGISTRAR_LABELS, tables.registrar, (kamailio,)
+    )
+    if tables.memory:
+        print()
+        print(
+            f"{'memory (trio-sip answer)':<30}{'calls':>9}{'VmRSS MB':>10}"
+            f"{'kB/call':>9}{'10k calls MB':>14}"
+        )
+        for m in tables.memory:
+            label = f"trio-sip answer ({m.backend})"
+            per_call = m.kb_per_call
+            if per_call is None:
+                print(f"{label:<30}{'n/a':>9}" + (f"  ({m.error})" if m.error else ""))
+                continue
+            # What 10,000 calls would take at this growth per call (the target's size).
+            at_target = (m.idle_kb + per_call * MEMORY_CALLS) / 1024
+            verdict = "ok" if at_target < MEMORY_TARGET_MB else "over"
             print(
-                f"{LABELS[r.system]:<30}{shown:>9}"
-                f"{_ratio(best, netsip):>13}{_ratio(best, kamailio):>13}"
-                + (f"  ({r.error})" if r.error else "")
+                f"{label:<30}{m.held:>9,}{m.rss_kb / 1024:>10.1f}{per_call:>9.1f}"
+                f"{at_target:>14.1f}  (target < {MEMORY_TARGET_MB}: {verdict}"
+                + (f"; {m.failed} failed" if m.failed else "")
+                + ")"
             )
-    if parser is not None:
-        ours, theirs = parser
+    if tables.parser is not None:
+        ours, theirs = tables.parser
         print()
         print(f"{'parser (INVITE parse+Via+bytes)':<30}{'msgs/s':>9}{'vs Net::SIP':>13}")
         base = theirs if isinstance(theirs, float) else None
@@ -312,24 +639,53 @@ async def run(args: argparse.Namespace) -> int:
     for name in systems:
         if name not in SYSTEMS:
             raise SystemExit(f"unknown system {name!r}; choose from {', '.join(SYSTEMS)}")
+    only = [o for o in args.only.split(",") if o]
+    for name in only:
+        if name not in ROWS:
+            raise SystemExit(f"unknown benchmark {name!r}; choose from {', '.join(ROWS)}")
     rates = SMOKE_LADDER if args.smoke else tuple(int(r) for r in args.rates.split(","))
+    register_rates = (
+        SMOKE_LADDER if args.smoke else tuple(int(r) for r in args.register_rates.split(","))
+    )
     seconds = 2.0 if args.smoke else args.seconds
-    results: list[LadderResult] = []
-    if "proxy" in args.only:
+    tables = Tables()
+    sipp: str | None = None
+    if {"proxy", "uas", "registrar", "memory"} & set(only):
         try:
             sipp = find_program("sipp", "sip-tester")
         except PeerMissing as exc:
-            print(f"proxy benchmarks skipped: {exc}", file=sys.stderr)
-        else:
-            for name in systems:
-                print(f"{LABELS[name]}:", file=sys.stderr, flush=True)
-                profile = Path(args.profile) if args.profile and name == "trio" else None
-                results.append(await ladder(name, rates, seconds, args.patience, sipp, profile))
-    parser = None
-    if "parser" in args.only:
+            print(f"SIPp benchmarks skipped: {exc}", file=sys.stderr)
+    if sipp is not None and "proxy" in only:
+        for name in systems:
+            print(f"{LABELS[name]}:", file=sys.stderr, flush=True)
+            profile = Path(args.profile) if args.profile and name == "trio" else None
+            tables.proxy.append(await ladder(name, rates, seconds, args.patience, sipp, profile))
+    for row, labels, out, row_rates in (
+        ("uas", UAS_LABELS, tables.uas, rates),
+        ("registrar", REGISTRAR_LABELS, tables.registrar, register_rates),
+    ):
+        if sipp is None or row not in only:
+            continue
+        for name in (s for s in systems if s in labels):
+            print(f"{labels[name]}:", file=sys.stderr, flush=True)
+            profile = (
+                Path(args.profile_uas)
+                if row == "uas" and args.profile_uas and name == "trio"
+                else None
+            )
+            out.append(
+                await server_ladder(row, name, row_rates, seconds, args.patience, sipp, profile)
+            )
+    if sipp is not None and "memory" in only:
+        calls = SMOKE_MEMORY_CALLS if args.smoke else args.memory_calls
+        rate = SMOKE_LADDER[0] if args.smoke else args.memory_rate
+        for name in (s for s in systems if s in ("trio", "asyncio")):
+            print(f"memory, trio-sip answer ({name}):", file=sys.stderr, flush=True)
+            tables.memory.append(await memory_row(name, calls, rate, sipp))
+    if "parser" in only:
         parser_seconds = 0.2 if args.smoke else args.parser_seconds
-        parser = (parser_rate_ours(parser_seconds), parser_rate_netsip(parser_seconds))
-    print_table(results, parser)
+        tables.parser = (parser_rate_ours(parser_seconds), parser_rate_netsip(parser_seconds))
+    print_table(tables)
     return 0
 
 
@@ -342,18 +698,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--systems",
         default="trio,asyncio,netsip,kamailio",
-        help=f"proxies to measure, comma separated, from {','.join(SYSTEMS)}",
+        help=f"systems to measure, comma separated, from {','.join(SYSTEMS)} "
+        "(each row takes those it has)",
     )
     parser.add_argument(
         "--only",
-        default="proxy,parser",
-        help="benchmarks to run, comma separated: proxy, parser",
+        default=",".join(ROWS),
+        help=f"benchmarks to run, comma separated: {', '.join(ROWS)}",
     )
-    parser.add_argument("--rates", default=",".join(map(str, LADDER)), help="the ladder")
+    parser.add_argument(
+        "--rates", default=",".join(map(str, LADDER)), help="the ladder (proxy, UAS)"
+    )
+    parser.add_argument(
+        "--register-rates",
+        default=",".join(map(str, REGISTER_LADDER)),
+        help="the registrar row's ladder",
+    )
+    parser.add_argument("--memory-calls", type=int, default=MEMORY_CALLS)
+    parser.add_argument(
+        "--memory-rate", type=int, default=MEMORY_RATE, help="calls/s setting them up"
+    )
     parser.add_argument("--seconds", type=float, default=3.0, help="calls per step, in seconds")
     parser.add_argument("--patience", type=int, default=1, help="unclean steps before stopping")
     parser.add_argument("--parser-seconds", type=float, default=2.0)
     parser.add_argument("--profile", help="cProfile the trio proxy into this file")
+    parser.add_argument("--profile-uas", help="cProfile trio-sip answer (trio) into this file")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, to see it still runs")
     args = parser.parse_args(argv)
     return anyio.run(run, args)
