@@ -335,3 +335,21 @@ async def test_registrars_on_two_stores_register_one_aor_at_once(
     finally:
         await first.aclose()
         await second.aclose()
+
+
+async def test_register_gets_503_while_redis_is_down(redis_server: RedisServer) -> None:
+    store = RedisStore.from_url(redis_server.url)
+    try:
+        async with running(store, time.time) as (peer, registrar, dst):  # type: ignore[arg-type]
+            await anyio.to_thread.run_sync(redis_server.stop)
+            data = register(peer, 1, "Contact: <sip:a@192.0.2.1>")
+            refused = final(await exchange(peer, dst, data))
+            assert refused.status == 503
+            assert refused.headers.first_value("retry-after") == "5"
+            assert registrar.statistics().rejected == 1
+            # Redis is back: the UA's retry goes through, on a new connection.
+            await anyio.to_thread.run_sync(redis_server.start)
+            again = register(peer, 2, "Contact: <sip:a@192.0.2.1>")
+            assert final(await exchange(peer, dst, again)).status == 200
+    finally:
+        await store.aclose()

@@ -10,12 +10,13 @@ ask it for bindings with :meth:`Registrar.lookup`.
 from __future__ import annotations
 
 import email.utils
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..errors import ParseError
+from ..errors import ParseError, SIPError
 from ..message import URI, NameAddr, Request, Response
 from ..transport.leg import Address, Leg, format_address
 from .chain import reply
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from ..dispatcher import Dispatcher, TimerHandle
 
 __all__ = ["Registrar", "RegistrarStatistics", "aor_of"]
+
+log = logging.getLogger(__name__)
 
 
 def aor_of(uri: URI) -> str:
@@ -130,6 +133,22 @@ class Registrar:
         except ParseError as exc:
             self._rejected += 1
             await reply(self.dispatcher, packet, exc.status_hint, leg, reason=exc.reason[:100])
+            return True
+        except SIPError as exc:
+            # The binding store failed (Redis unreachable, or an update that
+            # kept meeting concurrent changes). Section 21.5.4: 503 says the
+            # failure is temporary; the UA retries, as it does for a lost
+            # REGISTER.
+            log.warning("binding store failed on REGISTER: %s", exc)
+            self._rejected += 1
+            await reply(
+                self.dispatcher,
+                packet,
+                503,
+                leg,
+                reason="Location Service Unavailable",
+                headers=[("Retry-After", "5")],
+            )
             return True
         except _Reject as exc:
             self._rejected += 1

@@ -1,0 +1,162 @@
+"""Several ``trio-sip proxy --registrar`` processes sharing one Redis, driven by SIPp.
+
+- a UAS registered through proxy A is called through proxy B, and still
+  through B once A has stopped;
+- a restarted Redis without persistence has lost the bindings: calls get
+  404 until the UA registers again (through either proxy), which works on
+  the proxies' pooled connections without restarting them; with an
+  append-only file the bindings come back by themselves;
+- stateless means any instance carries any request: an INVITE through A
+  and its BYE through B.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from pathlib import Path
+
+import anyio
+import pytest
+
+from interop.peers import Address, SippServer, run_sipp
+from interop.test_cli_interop import Running, trio_sip
+
+from ._redis import RedisServer
+
+pytestmark = [pytest.mark.anyio, pytest.mark.interop]
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+
+
+def proxy(backend: str, redis: RedisServer) -> contextlib.AbstractAsyncContextManager[Running]:
+    """``trio-sip proxy --registrar`` on a UDP port of its own, bindings in ``redis``."""
+    return trio_sip(
+        "--backend", backend, "proxy", "--registrar", "--store", redis.url,
+        "--listen", "udp:127.0.0.1:0",
+    )  # fmt: skip
+
+
+def address(running: Running) -> Address:
+    return Address("127.0.0.1", running.port())
+
+
+def counter(out: str, name: str) -> int:
+    found = re.search(rf"\b{name}=(\d+)", out)
+    assert found is not None, out
+    return int(found.group(1))
+
+
+async def register(sipp: str, through: Running, uas: SippServer) -> None:
+    """Register ``sip:bob@127.0.0.1`` at ``uas`` through a proxy (AOR: the port is dropped)."""
+    result = await run_sipp(
+        SCENARIOS / "register.xml",
+        address(through),
+        global_timeout=10,
+        extra_args=["-s", "bob", "-key", "contact", str(uas.address)],
+        program=sipp,
+    )
+    assert result.ok, result.describe()
+
+
+async def call(sipp: str, through: Running, calls: int = 3) -> int:
+    """Call ``sip:bob@127.0.0.1:<port of the proxy>``; return how many calls succeeded."""
+    result = await run_sipp(
+        "uac",
+        address(through),
+        calls=calls,
+        rate=20,
+        global_timeout=15,
+        timeout_error=False,
+        extra_args=["-s", "bob"],
+        program=sipp,
+    )
+    return result.successful
+
+
+async def test_registered_through_one_proxy_called_through_another(
+    sipp: str, redis_server: RedisServer, anyio_backend_name: str
+) -> None:
+    async with SippServer("uas", program=sipp) as uas, proxy(anyio_backend_name, redis_server) as b:
+        async with proxy(anyio_backend_name, redis_server) as a:
+            await register(sipp, a, uas)
+            assert await call(sipp, b) == 3
+        # A has stopped (its statistics say it took the REGISTER): B routes alone.
+        assert a.returncode == 0, a.err
+        assert "registrar: registers=1 accepted=1" in a.out
+        assert await call(sipp, b) == 3
+    assert b.returncode == 0, b.err
+    assert "registrar: registers=0" in b.out
+    assert counter(b.out, "requests_forwarded") >= 6 * 3  # INVITE, ACK, BYE per call
+
+
+async def test_redis_restart_without_persistence_needs_a_new_register(
+    sipp: str, redis_server: RedisServer, anyio_backend_name: str
+) -> None:
+    async with (
+        SippServer("uas", program=sipp) as uas,
+        proxy(anyio_backend_name, redis_server) as a,
+        proxy(anyio_backend_name, redis_server) as b,
+    ):
+        await register(sipp, a, uas)
+        assert await call(sipp, b, calls=1) == 1
+        await anyio.to_thread.run_sync(redis_server.restart)
+        # The bindings are gone with the old Redis: the call gets 404.
+        assert await call(sipp, b, calls=1) == 0
+        # The UA's next REGISTER (its refresh) restores routing, through
+        # either proxy, each of which found the new Redis by itself.
+        await register(sipp, b, uas)
+        assert await call(sipp, a, calls=2) == 2
+    assert a.returncode == b.returncode == 0, a.err + b.err
+    assert counter(b.out, "answered") == 1  # the 404 of the call after the restart
+
+
+async def test_redis_restart_with_an_append_only_file_keeps_bindings(
+    sipp: str, persistent_redis_server: RedisServer, anyio_backend_name: str
+) -> None:
+    redis = persistent_redis_server
+    async with (
+        SippServer("uas", program=sipp) as uas,
+        proxy(anyio_backend_name, redis) as a,
+        proxy(anyio_backend_name, redis) as b,
+    ):
+        await register(sipp, a, uas)
+        await anyio.to_thread.run_sync(redis.restart)
+        assert await call(sipp, b, calls=2) == 2
+    assert a.returncode == b.returncode == 0, a.err + b.err
+
+
+async def test_invite_through_one_proxy_and_bye_through_another(
+    sipp: str, redis_server: RedisServer, anyio_backend_name: str
+) -> None:
+    calls = 3
+    async with (
+        proxy(anyio_backend_name, redis_server) as a,
+        proxy(anyio_backend_name, redis_server) as b,
+        # The UAS is trio-sip's: it answers the BYE along its Via (RFC 3261
+        # section 18.2.2), through B. SIPp's uas answers every message of a
+        # call to where the INVITE came from, which here is A.
+        trio_sip(
+            "--backend", anyio_backend_name, "answer", "--listen", "udp:127.0.0.1:0",
+            "--aor", "sip:bob@127.0.0.1", "--registrar", f"127.0.0.1:{a.port()}",
+        ) as uas,
+    ):  # fmt: skip
+        result = await run_sipp(
+            SCENARIOS / "uac_bye_elsewhere.xml",
+            address(a),
+            calls=calls,
+            rate=10,
+            global_timeout=15,
+            extra_args=["-s", "bob", "-key", "other_port", str(b.port())],
+            program=sipp,
+        )
+    assert result.ok, result.describe()
+    assert result.successful == calls
+    assert uas.returncode == 0, uas.err
+    assert "answered=3" in uas.out
+    # A carried the REGISTERs (the UAS's, and its removal when it stopped)
+    # and each INVITE and ACK, B each BYE and its 200, and nothing else: B
+    # never saw the dialogs being set up.
+    assert counter(a.out, "requests_forwarded") == 2 + 2 * calls
+    assert counter(b.out, "requests_forwarded") == calls
+    assert counter(b.out, "responses_forwarded") == calls
