@@ -1,36 +1,32 @@
 """Testing a SIP application on an in-memory network with loss, in virtual time.
 
-This file is a pytest module: ``pytest examples/lossy_network_test.py``. The
-anyio pytest plugin runs it; the ``anyio_backend`` fixture below gives it
-Trio's mock clock, which jumps ahead whenever every task waits, so 30%
-packet loss and the retransmissions that overcome it take milliseconds.
+This file is a pytest module (``pytest examples/lossy_network_test.py``) that
+uses trio-sip's pytest plugin: the ``fake_network`` fixture is a running
+:class:`~trio_sip.testing.FakeNetwork`, and the ``virtual_time`` marker puts
+the test on a clock that jumps ahead whenever every task waits, so 30% packet
+loss and the retransmissions that overcome it take milliseconds. With
+``trio_sip_backends = ["trio", "asyncio"]`` in the pytest configuration, it
+runs on both backends.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import anyio
 import pytest
-import trio.testing
 
 from trio_sip import DeliveryError, Dispatcher
 from trio_sip.testing import FakeNetwork
 
 from .echo_endpoint import EchoEndpoint, message
 
-
-@pytest.fixture
-def anyio_backend() -> tuple[str, dict[str, Any]]:
-    return "trio", {"clock": trio.testing.MockClock(autojump_threshold=0)}
+pytestmark = [pytest.mark.anyio, pytest.mark.virtual_time]
 
 
-@pytest.mark.anyio
-async def test_echo_survives_a_lossy_network() -> None:
+async def test_echo_survives_a_lossy_network(fake_network: FakeNetwork) -> None:
+    fake_network.loss = 0.3
     async with (
-        FakeNetwork(loss=0.3, seed=42) as net,
-        Dispatcher([net.leg("192.0.2.10:5060")]) as server,
-        Dispatcher([net.leg("192.0.2.20:5060")]) as client,
+        Dispatcher([fake_network.leg("192.0.2.10:5060")]) as server,
+        Dispatcher([fake_network.leg("192.0.2.20:5060")]) as client,
     ):
         server.set_receiver(EchoEndpoint(server))
         client.set_receiver(lambda packet, leg, addr: None)
