@@ -30,7 +30,7 @@ import anyio
 from . import __version__
 from .dispatcher import Dispatcher
 from .errors import DeliveryError, ParseError, SIPError, TransportError
-from .media import MediaSession, MediaStatistics
+from .media import DEFAULT_CODECS, MediaSession, MediaStatistics, PortRange
 from .media.handlers import echo, play, record, silence
 from .message import (
     URI,
@@ -43,6 +43,7 @@ from .message import (
     parse_message,
 )
 from .message.digest import Algorithm
+from .message.sdp import RtpMap
 from .server import (
     Authorize,
     BindingStore,
@@ -510,6 +511,8 @@ def _user_agent(args: argparse.Namespace, aor: str, listen: Sequence[str]) -> Us
         credentials=users,
         dispatcher=disp,
         inband_dtmf=getattr(args, "inband_dtmf", False),
+        rtp_ports=getattr(args, "rtp_ports", None),
+        codecs=getattr(args, "codec", None) or DEFAULT_CODECS,
     )
 
 
@@ -531,7 +534,12 @@ def _rtp_line(call: Call, stats: MediaStatistics) -> str:
     """One machine-readable line of a call's RTP statistics (``rtp: key=value ...``)."""
     call_id = call.invite.call_id if call.invite is not None else "-"
     counters = " ".join(f"{name}={getattr(stats, name)}" for name in _RTP_FIELDS)
-    return f"rtp: call_id={call_id} {counters} jitter_ms={stats.jitter * 1000:.2f}"
+    remote = format_address(stats.remote) if stats.remote is not None else "-"
+    return (
+        f"rtp: call_id={call_id} local={format_address(stats.local)} remote={remote}"
+        f" codec={call.media.codec.encoding_name} {counters}"
+        f" jitter_ms={stats.jitter * 1000:.2f}"
+    )
 
 
 async def _report_dtmf(call: Call) -> None:
@@ -598,6 +606,8 @@ async def _answer_one(args: argparse.Namespace, call: Call, counts: dict[str, in
                 await call.wait_ended()
 
         await _run_media(args, call, talk)
+        # After --hangup-after (a call still up when the command stops gets
+        # its BYE from the Endpoint as it closes).
         await call.bye()
     except SIPError as exc:
         counts["failed"] += 1
@@ -625,6 +635,26 @@ def _media_arg(text: str) -> str:
     )
 
 
+def _rtp_ports_arg(text: str) -> PortRange:
+    low, dash, high = text.partition("-")
+    try:
+        return PortRange(int(low), int(high))
+    except ValueError as exc:
+        detail = exc if dash and low.isdigit() and high.isdigit() else "expected LOW-HIGH"
+        raise argparse.ArgumentTypeError(f"bad port range {text!r}: {detail}") from None
+
+
+# The codecs --codec knows: the G.711 laws that the media handlers encode.
+_CODECS = {rtpmap.encoding_name: rtpmap for rtpmap in DEFAULT_CODECS}
+
+
+def _codec_arg(text: str) -> RtpMap:
+    rtpmap = _CODECS.get(text.upper())
+    if rtpmap is None:
+        raise argparse.ArgumentTypeError(f"expected {' or '.join(_CODECS)}, not {text!r}")
+    return rtpmap
+
+
 def _dtmf_arg(text: str) -> str:
     digits = text.upper()
     if digits and all(d in "0123456789*#ABCD" for d in digits):
@@ -644,6 +674,19 @@ def _media_arguments(p: argparse.ArgumentParser, play: str) -> None:
         "--inband-dtmf",
         action="store_true",
         help="also detect DTMF tones in the received audio (PCMU/PCMA, Goertzel)",
+    )
+    p.add_argument(
+        "--rtp-ports",
+        type=_rtp_ports_arg,
+        metavar="LOW-HIGH",
+        help="take the RTP/RTCP port pairs from this range (default: any free ones)",
+    )
+    p.add_argument(
+        "--codec",
+        action="append",
+        type=_codec_arg,
+        metavar="PCMU|PCMA",
+        help="a codec to offer and accept, in order of preference (default: PCMU, PCMA)",
     )
 
 

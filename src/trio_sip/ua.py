@@ -34,6 +34,7 @@ from .dispatcher import Dispatcher
 from .endpoint import ClientRequest, Dialog, DialogId, Endpoint
 from .errors import SIPError
 from .media import (
+    DEFAULT_CODECS,
     MediaSession,
     PortRange,
     answer_offer,
@@ -44,7 +45,7 @@ from .media import (
 )
 from .media.offer_answer import NoCommonMedia
 from .message import URI, NameAddr, Request, Response
-from .message.sdp import SessionDescription
+from .message.sdp import RtpMap, SessionDescription
 
 log = logging.getLogger("trio_sip.ua")
 
@@ -205,11 +206,15 @@ class Call:
             self.remote_sdp = offer
             if offer is None:
                 # A late offer (RFC 3264 section 2): ours goes in the 200.
-                self.local_sdp = make_offer(self.ua.local_ip, self.media.local_port)
+                self.local_sdp = self.ua._offer(self.media)
             else:
                 try:
                     self.local_sdp, params = answer_offer(
-                        offer, self.ua.local_ip, self.media.local_port, require=True
+                        offer,
+                        self.ua.local_ip,
+                        self.media.local_port,
+                        codecs=self.ua.codecs,
+                        require=True,
                     )
                 except NoCommonMedia:
                     response = await self.ua.endpoint.respond(invite, 488)
@@ -224,7 +229,25 @@ class Call:
         if dialog is not None:
             self.dialog = dialog
             self.ua._spawn(self._watch, dialog)
+            if sdp is None and self.remote_sdp is None:
+                self.ua._spawn(self._read_late_answer, response)
         return response
+
+    async def _read_late_answer(self, response: Response) -> None:
+        # RFC 3264 section 2 / RFC 3261 section 13.2.1: after a late offer
+        # (ours in the 200) the answer comes in the ACK; it names where our
+        # RTP goes, which symmetric RTP cannot learn until the peer sends.
+        try:
+            ack = await self.ua.endpoint.wait_ack(response)
+        except SIPError:  # the dialog is over already: nothing to apply
+            return
+        answer = _sdp_of(ack) if ack is not None else None
+        if answer is None or self.local_sdp is None:
+            return
+        self.remote_sdp = answer
+        params = read_answer(self.local_sdp, answer)
+        if params is not None:
+            self.media.apply(params)
 
     async def reject(self, status: int = 486) -> Response:
         """Refuse the call (486 Busy Here by default); the call is then over."""
@@ -292,7 +315,11 @@ class Call:
         self.remote_sdp = offer
         try:
             answer, params = answer_offer(
-                offer, self.ua.local_ip, self.media.local_port, previous=self.local_sdp
+                offer,
+                self.ua.local_ip,
+                self.media.local_port,
+                codecs=self.ua.codecs,
+                previous=self.local_sdp,
             )
         except NoCommonMedia:
             await self.ua.endpoint.respond(request, 488)
@@ -328,7 +355,8 @@ class UserAgent:
     ``rtp_ports`` the range its ports come from (default: any the system
     gives); ``inband_dtmf`` turns on the detection of DTMF tones in the
     received audio of every call (Goertzel, for peers that do not send RFC
-    4733 events; it costs CPU per packet).
+    4733 events; it costs CPU per packet). ``codecs`` are the audio codecs we
+    offer and accept, in our order of preference (PCMU and PCMA).
     ``dispatcher``: a Dispatcher not entered yet, to use instead of one made
     from ``listen``, ``proxy`` and ``t1`` (e.g. one that logs every message).
     """
@@ -345,6 +373,7 @@ class UserAgent:
         dispatcher: Dispatcher | None = None,
         rtp_ports: PortRange | None = None,
         inband_dtmf: bool = False,
+        codecs: Sequence[RtpMap] = DEFAULT_CODECS,
     ) -> None:
         self.aor = URI.parse(aor) if isinstance(aor, str) else aor
         self.dispatcher = (
@@ -360,6 +389,8 @@ class UserAgent:
         self._media_host = media_host
         self._rtp_ports = rtp_ports
         self._inband_dtmf = inband_dtmf
+        #: The codecs we offer and accept, in our order of preference.
+        self.codecs: tuple[RtpMap, ...] = tuple(codecs)
         self._tg: anyio.abc.TaskGroup | None = None
         self._stack: Any = None
         self._calls: dict[DialogId, Call] = {}
@@ -428,6 +459,9 @@ class UserAgent:
         return MediaSession(
             self.local_ip, port_range=self._rtp_ports, inband_dtmf=self._inband_dtmf
         )
+
+    def _offer(self, media: MediaSession) -> SessionDescription:
+        return make_offer(self.local_ip, media.local_port, codecs=self.codecs)
 
     def contact(self) -> URI:
         """The URI that reaches this UA on its first leg."""
@@ -507,7 +541,7 @@ class UserAgent:
         """
         async with self._media_session() as media:
             call = Call(self, media)
-            call.local_sdp = sdp or make_offer(self.local_ip, media.local_port)
+            call.local_sdp = sdp or self._offer(media)
             client = await self.endpoint.new_request(
                 "INVITE",
                 URI.parse(uri) if isinstance(uri, str) else uri,

@@ -7,6 +7,9 @@ offers PCMA, plays it with ``<exec play_pcap_audio>`` once answered and
 hangs up. The WAV that ``answer`` records is then checked by its content:
 its length, and that 1 kHz dominates it (Goertzel).
 
+A late offer (``uac_late_offer.xml``): ``answer`` offers in its 200 and
+reads SIPp's answer from the ACK, then sends its RTP there.
+
 Found here (SIPp 3.6.1): play_pcap_audio rewrites the addresses and ports of
 the captured packets to its media socket and the answer's ``c=``/``m=``, so
 the capture's own addresses do not matter; the ``sipp`` process runs as a
@@ -25,7 +28,7 @@ import pytest
 
 from trio_sip.media import alaw_encode
 
-from .peers import SCENARIOS, Address, run_sipp
+from .peers import SCENARIOS, Address, free_port, run_sipp
 from .test_cli_interop import trio_sip
 
 pytestmark = [pytest.mark.anyio, pytest.mark.interop]
@@ -75,6 +78,13 @@ def tone_frames(frequency: float, seconds: float) -> list[bytes]:
     return [data[i : i + FRAME] for i in range(0, len(data), FRAME)]
 
 
+def rtp_stats(out: str) -> dict[str, str]:
+    """The fields of the one ``rtp:`` line of a command's output."""
+    found = [line for line in out.splitlines() if line.startswith("rtp: ")]
+    assert len(found) == 1, out
+    return dict(part.split("=", 1) for part in found[0].split()[1:])
+
+
 def power(samples: Sequence[int], frequency: float) -> float:
     """The Goertzel power of ``samples`` at ``frequency``."""
     coefficient = 2 * math.cos(2 * math.pi * frequency / RATE)
@@ -105,12 +115,8 @@ async def test_sipp_uac_pcap_is_received_and_recorded(
         )
     assert result.ok, result.describe()
     assert answer.returncode == 0, answer.err
-    stats = dict(
-        part.split("=", 1)
-        for line in answer.out.splitlines()
-        if line.startswith("rtp: ")
-        for part in line.split()[1:]
-    )
+    stats = rtp_stats(answer.out)
+    assert stats["codec"] == "PCMA"
     assert stats["packets_received"] == str(round(SECONDS * RATE / FRAME)), answer.out
     assert stats["packets_lost"] == "0"
     with wave.open(str(recording), "rb") as wav:
@@ -127,3 +133,35 @@ async def test_sipp_uac_pcap_is_received_and_recorded(
     # And the level is the tone's, not noise: RMS near 10000 / sqrt(2).
     rms = math.sqrt(sum(s * s for s in middle) / len(middle))
     assert 6000 < rms < 8000, rms
+
+
+async def test_late_offer_answered_in_the_ack_sends_rtp_there(
+    sipp: str, anyio_backend_name: str, tmp_path: Path
+) -> None:
+    # answer plays a tone (looped) from its 200's offer on; where to is only
+    # known from SIPp's answer in the ACK. SIPp echoes what reaches its media
+    # port (-rtp_echo), so packets come back only if they went to the ACK's m=.
+    tone = tmp_path / "tone.pcma"
+    tone.write_bytes(b"".join(tone_frames(TONE, 0.2)))
+    media_port = free_port("127.0.0.1", "udp")
+    async with trio_sip(
+        "--backend", anyio_backend_name, "answer", "--listen", "udp:127.0.0.1:0",
+        "--media", f"play:{tone}",
+    ) as answer:  # fmt: skip
+        result = await run_sipp(
+            SCENARIOS / "uac_late_offer.xml",
+            Address("127.0.0.1", answer.port()),
+            calls=1,
+            global_timeout=10,
+            extra_args=["-mp", str(media_port), "-rtp_echo"],
+            program=sipp,
+        )
+    assert result.ok, result.describe()
+    assert answer.returncode == 0, answer.err
+    stats = rtp_stats(answer.out)
+    assert stats["remote"] == f"127.0.0.1:{media_port}", answer.out
+    assert stats["codec"] == "PCMU"
+    # 1.5 s of talk: about 75 packets each way.
+    assert int(stats["packets_sent"]) >= 50, stats
+    assert int(stats["packets_received"]) >= 50, stats
+    assert stats["packets_lost"] == "0"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import signal
+import socket
 import sys
 import wave
 from collections.abc import AsyncIterator
@@ -95,6 +96,14 @@ def rtp_stats(lines: list[str]) -> dict[str, str]:
     return dict(part.split("=", 1) for part in found[0].split()[1:])
 
 
+def free_udp_port() -> int:
+    """A UDP port free on loopback just now (the range of --rtp-ports starts near it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 def write_tone(path: Path, seconds: float, frequency: float = 1000.0) -> None:
     """A WAV (8 kHz, 16-bit mono) of a sine at ``frequency``, -10 dBFS or so."""
     count = round(seconds * 8000)
@@ -111,7 +120,10 @@ async def test_a_call_carries_100_packets_each_way_without_loss(
 ) -> None:
     tone = tmp_path / "tone.wav"
     write_tone(tone, 2.0)  # 100 frames of 20 ms
-    async with answering(anyio_backend_name, "--media", "echo") as answer:
+    low = free_udp_port() & ~1
+    async with answering(
+        anyio_backend_name, "--media", "echo", "--rtp-ports", f"{low}-{low + 19}"
+    ) as answer:
         lines = await call(
             anyio_backend_name, answer.port, "--media", f"play:{tone}", "--duration", "2.5"
         )
@@ -119,6 +131,10 @@ async def test_a_call_carries_100_packets_each_way_without_loss(
     assert lines[0] == "SIP/2.0 200 OK"
     caller, callee = rtp_stats(lines), rtp_stats(answer.lines)
     assert caller["call_id"] == callee["call_id"]
+    # Each side sent to where the other one is.
+    assert caller["remote"] == callee["local"]
+    assert callee["remote"] == caller["local"]
+    assert low <= int(callee["local"].rsplit(":", 1)[1]) <= low + 18
     for side in (caller, callee):
         assert side["packets_sent"] == "100", (caller, callee)
         assert side["packets_received"] == "100", (caller, callee)
@@ -129,17 +145,51 @@ async def test_a_call_carries_100_packets_each_way_without_loss(
     assert callee["dropped"] == "0"
 
 
-@pytest.mark.parametrize("mode", ["rfc4733", "inband"])
-async def test_dtmf_sent_by_call_is_detected_by_answer(anyio_backend_name: str, mode: str) -> None:
+@pytest.mark.parametrize(
+    ("mode", "codec"), [("rfc4733", "PCMU"), ("inband", "PCMU"), ("inband", "PCMA")]
+)
+async def test_dtmf_sent_by_call_is_detected_by_answer(
+    anyio_backend_name: str, mode: str, codec: str
+) -> None:
     digits = "159#"
     async with answering(anyio_backend_name, "--inband-dtmf") as answer:
         lines = await call(
             anyio_backend_name, answer.port, "--media", "silence", "--dtmf", digits,
-            "--dtmf-mode", mode,
+            "--dtmf-mode", mode, "--codec", codec,
         )  # fmt: skip
     assert answer.returncode == 0, answer.err
     detected = [line.split()[1] for line in answer.lines if line.startswith("dtmf: ")]
     assert detected == list(digits), answer.out
     caller, callee = rtp_stats(lines), rtp_stats(answer.lines)
+    assert caller["codec"] == callee["codec"] == codec
     assert caller["dtmf_sent"] == callee["dtmf_received"] == str(len(digits))
     assert callee["packets_lost"] == "0"
+
+
+async def test_answer_stopped_mid_call_hangs_up_and_reports(anyio_backend_name: str) -> None:
+    argv = [sys.executable, "-m", "trio_sip", "--backend", anyio_backend_name, "call"]
+    caller: Process | None = None
+    try:
+        async with answering(anyio_backend_name) as answer:
+            argv += [f"sip:bob@127.0.0.1:{answer.port}", "--listen", "udp:127.0.0.1:0"]
+            caller = await anyio.open_process([*argv, "--duration", "60"])
+            assert caller.stdout is not None
+            with anyio.fail_after(CALL):
+                first = b""
+                while not first.endswith(b"\n"):
+                    first += await caller.stdout.receive()
+            assert first == b"SIP/2.0 200 OK\n"
+        # Leaving the block stopped the answerer (SIGINT): it sent BYE and
+        # printed the call's rtp: line; the caller saw the BYE long before 60 s.
+        with anyio.fail_after(CALL):
+            rest = b"".join([chunk async for chunk in caller.stdout])
+            assert await caller.wait() == 0
+    finally:
+        if caller is not None:
+            with anyio.CancelScope(shield=True):
+                if caller.returncode is None:
+                    caller.kill()
+                await caller.aclose()
+    assert rest.decode().splitlines() == ["the other side hung up", "call ended"]
+    assert answer.returncode == 0, answer.err
+    assert rtp_stats(answer.lines)["packets_sent"] == "0"
