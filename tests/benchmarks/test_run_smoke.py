@@ -18,6 +18,7 @@ pytestmark = pytest.mark.interop
 
 RUN = Path(__file__).resolve().parents[2] / "benchmarks" / "run.py"
 SMOKE_RATE = "25"
+SMOKE_MEMORY_CALLS = 50
 
 
 def _row(table: str, label: str) -> list[str]:
@@ -27,21 +28,30 @@ def _row(table: str, label: str) -> list[str]:
     raise AssertionError(f"no row {label!r} in:\n{table}")
 
 
-def test_smoke_run_measures_every_system(sipp: str) -> None:
-    have_netsip = (
+def _have_netsip() -> bool:
+    return (
         shutil.which("perl") is not None
         and subprocess.run(["perl", "-MNet::SIP", "-e", "1"], capture_output=True).returncode == 0
     )
-    have_kamailio = shutil.which("kamailio") is not None
+
+
+def _smoke(rows: str, systems: str, timeout: float = 180) -> str:
+    """``run.py --smoke`` for some rows and systems; its table (stdout)."""
     done = subprocess.run(
-        [sys.executable, str(RUN), "--smoke", "--systems", "trio,asyncio,netsip,kamailio"],
+        [sys.executable, str(RUN), "--smoke", "--only", rows, "--systems", systems],
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=timeout,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    table = done.stdout
+    return done.stdout
+
+
+def test_smoke_run_measures_every_system(sipp: str) -> None:
+    have_netsip = _have_netsip()
+    have_kamailio = shutil.which("kamailio") is not None
+    table = _smoke("proxy,parser", "trio,asyncio,netsip,kamailio")
     assert _row(table, "trio-sip proxy (trio)")[0] == SMOKE_RATE, table
     assert _row(table, "trio-sip proxy (asyncio)")[0] == SMOKE_RATE, table
     for label, present in (
@@ -54,3 +64,32 @@ def test_smoke_run_measures_every_system(sipp: str) -> None:
     assert float(parser[0].replace(",", "")) > 0, table
     if have_netsip:
         assert parser[1].endswith("x"), table
+
+
+def test_smoke_uas_row(sipp: str) -> None:
+    table = _smoke("uas", "trio,asyncio,netsip", timeout=60)
+    assert _row(table, "trio-sip answer (trio)")[0] == SMOKE_RATE, table
+    assert _row(table, "trio-sip answer (asyncio)")[0] == SMOKE_RATE, table
+    netsip = _row(table, "Net::SIP Simple->listen")
+    assert netsip[0] == (SMOKE_RATE if _have_netsip() else "n/a"), table
+    if _have_netsip():
+        assert _row(table, "trio-sip answer (trio)")[1] == "1.00x", table
+
+
+def test_smoke_registrar_row(sipp: str) -> None:
+    table = _smoke("registrar", "trio,asyncio,kamailio", timeout=60)
+    assert _row(table, "trio-sip registrar (trio)")[0] == SMOKE_RATE, table
+    assert _row(table, "trio-sip registrar (asyncio)")[0] == SMOKE_RATE, table
+    present = shutil.which("kamailio") is not None
+    kamailio = _row(table, "Kamailio registrar, 1 worker")
+    assert kamailio[0] == (SMOKE_RATE if present else "n/a"), table
+
+
+def test_smoke_memory_row(sipp: str) -> None:
+    table = _smoke("memory", "trio,asyncio", timeout=60)
+    for backend in ("trio", "asyncio"):
+        calls, rss_mb, kb_per_call, *_ = _row(table, f"trio-sip answer ({backend})")
+        # Every smoke call is held, and the answering process grew while holding them.
+        assert calls == str(SMOKE_MEMORY_CALLS), table
+        assert float(rss_mb) > 0, table
+        assert float(kb_per_call) > 0, table
