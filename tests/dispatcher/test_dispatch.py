@@ -85,10 +85,16 @@ async def test_a_receiver_that_raises_does_not_stop_the_dispatcher() -> None:
     async with anyio.create_task_group() as tg, udp_peer(tg) as peer:
         async with Dispatcher(["udp:127.0.0.1:0"]) as disp:
             handled: list[str] = []
+            seen = 0
+            all_seen = anyio.Event()
 
             async def receive(packet: Request | Response, leg: object, addr: object) -> None:
+                nonlocal seen
                 assert isinstance(packet, Request)
                 n = int(packet.call_id)
+                seen += 1
+                if seen == count:
+                    all_seen.set()
                 if n % 2:
                     raise RuntimeError(f"receiver fails on {n}")
                 handled.append(packet.call_id)
@@ -100,6 +106,9 @@ async def test_a_receiver_that_raises_does_not_stop_the_dispatcher() -> None:
                 await peer.send(data, disp.legs[0].address)
             with anyio.fail_after(10):
                 await peer.wait_for(count // 2)
+                # The last packet's handling may still be under way when the
+                # peer has its last response: the statistics are read after it.
+                await all_seen.wait()
             stats = disp.statistics()
         tg.cancel_scope.cancel()
     assert sorted(map(int, handled)) == list(range(0, count, 2))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 
 import anyio
-import sniffio
-from anyio.abc import UDPSocket
+import anyio.lowlevel
 
 from ..errors import DeliveryFailure
 from .leg import Address, Leg, PacketHandler, TransportFailure, map_os_error
@@ -17,10 +17,21 @@ __all__ = ["UDPLeg", "MAX_DATAGRAM"]
 MAX_DATAGRAM = 65535
 #: Datagrams read without waiting after each wait (see :meth:`UDPLeg.serve`).
 DRAIN_BATCH = 64
+#: Receive buffer asked of the kernel (capped by it at net.core.rmem_max).
+RECEIVE_BUFFER = 1 << 20
 
 
 class UDPLeg(Leg):
-    """SIP over UDP (RFC 3261 section 18, unreliable: the Dispatcher retransmits)."""
+    """SIP over UDP (RFC 3261 section 18, unreliable: the Dispatcher retransmits).
+
+    The leg drives its non-blocking socket itself: it waits for readiness
+    with :func:`anyio.wait_readable` and then reads what the kernel has
+    queued, a bounded batch at a time. One scheduler round per batch, not per
+    datagram, on both backends; and no second buffer in user space (anyio's
+    datagram socket on asyncio keeps only the newest 100 unread datagrams and
+    drops older ones silently, where the kernel's buffer is larger and counts
+    its drops).
+    """
 
     proto = "udp"
     reliable = False
@@ -34,13 +45,13 @@ class UDPLeg(Leg):
         advertise: str | None = None,
     ) -> None:
         super().__init__(host, port, sock=sock, advertise=advertise)
-        self._udp: UDPSocket | None = None
         self._raw: socket.socket | None = None
 
     async def bind(self) -> None:
         """Bind the datagram socket. SO_REUSEADDR is never set, so a port that
         another socket holds fails loudly instead of being shared."""
-        if self._udp is not None:
+        if self._raw is not None:
+            await anyio.lowlevel.checkpoint()
             return
         sock = self._sock
         if sock is None:
@@ -53,48 +64,42 @@ class UDPLeg(Leg):
                 sock.close()
                 raise map_os_error(exc, f"cannot bind udp {self.host}:{self.port}") from exc
         sock.setblocking(False)
-        self._udp = await UDPSocket.from_socket(sock)
-        # Sending goes straight to the socket when the kernel takes the
-        # datagram at once (it nearly always does): no task switch, on any backend.
+        with contextlib.suppress(OSError):
+            # Room for a burst: the kernel's default holds about a hundred
+            # small datagrams (it counts buffer overhead too). It caps the
+            # value at net.core.rmem_max without an error.
+            if sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < RECEIVE_BUFFER:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         self._raw = sock
         self.port = sock.getsockname()[1]
+        await anyio.lowlevel.checkpoint()
 
     async def serve(self, handler: PacketHandler) -> None:
-        """Receive datagrams forever; each goes to ``handler`` at once."""
-        udp = self._udp
-        raw = self._raw
-        if udp is None or raw is None:
+        """Receive datagrams until the leg closes; each goes to ``handler`` at once."""
+        sock = self._raw
+        if sock is None:
             raise RuntimeError("leg is not bound")
         stats = self.stats
-        # On trio every anyio receive passes through the scheduler (a
-        # checkpoint), which costs about as much as handling a datagram.
-        # What is already queued is read straight from the socket instead, a
-        # bounded batch at a time so that other tasks get their turn. On
-        # asyncio the transport reads the socket itself; reading it here too
-        # would reorder datagrams, so the transport stays the only reader.
-        drain = sniffio.current_async_library() == "trio"
+        recvfrom = sock.recvfrom
         while True:
             try:
-                data, addr = await udp.receive()
-            except (anyio.BrokenResourceError, OSError):
-                # An ICMP error from an earlier send surfaces here on some
-                # backends; the datagram socket itself is still usable.
-                await anyio.lowlevel.checkpoint()
-                continue
-            except anyio.ClosedResourceError:
-                return
-            stats.packets_in += 1
-            stats.bytes_in += len(data)
-            handler(data, self, (addr[0], addr[1]))
-            if not drain:
-                continue
+                await anyio.wait_readable(sock)
+            except (anyio.ClosedResourceError, OSError, ValueError):
+                # Closed under us (notify_closing) or before we waited (fd -1).
+                if self._raw is None:
+                    return
+                raise
             for _ in range(DRAIN_BATCH):
                 try:
-                    data, addr = raw.recvfrom(MAX_DATAGRAM)
-                except OSError:
-                    # Nothing queued (BlockingIOError), an ICMP error or a
-                    # closed socket: the next receive sorts it out.
+                    data, addr = recvfrom(MAX_DATAGRAM)
+                except BlockingIOError:
                     break
+                except OSError:
+                    if self._raw is None:
+                        return
+                    # An ICMP error from an earlier send surfaces here on
+                    # some systems; the socket itself is still usable.
+                    continue
                 stats.packets_in += 1
                 stats.bytes_in += len(data)
                 handler(data, self, (addr[0], addr[1]))
@@ -127,25 +132,26 @@ class UDPLeg(Leg):
         return True
 
     async def send(self, data: bytes, dst: Address, *, tls_hostname: str | None = None) -> None:
-        """Send one datagram; try the non-blocking path first (no task switch)."""
-        if self.send_nowait(data, dst):
-            return
-        udp = self._udp
-        if udp is None:
-            raise TransportFailure(DeliveryFailure.TRANSPORT, "leg is closed")
-        try:
-            await udp.sendto(data, dst[0], dst[1])
-        except (OSError, anyio.BrokenResourceError) as exc:
-            self.stats.send_errors += 1
-            if isinstance(exc, OSError):
-                raise map_os_error(exc, f"udp send to {dst[0]}:{dst[1]}") from exc
-            raise TransportFailure(DeliveryFailure.UNREACHABLE, str(exc)) from exc
-        self.stats.packets_out += 1
-        self.stats.bytes_out += len(data)
+        """Send one datagram, waiting for room in the socket buffer when it is full.
+
+        A datagram the kernel takes at once is sent without a task switch: the
+        Dispatcher registers a retransmission right after the send, and an
+        answer read in between would find nothing to stop.
+        """
+        while not self.send_nowait(data, dst):
+            raw = self._raw
+            if raw is None:
+                raise TransportFailure(DeliveryFailure.TRANSPORT, "leg is closed")
+            try:
+                await anyio.wait_writable(raw)
+            except (anyio.ClosedResourceError, OSError, ValueError) as exc:
+                raise TransportFailure(DeliveryFailure.TRANSPORT, "leg is closed") from exc
 
     async def aclose(self) -> None:
-        """Close the socket."""
-        if self._udp is not None:
-            await self._udp.aclose()
-            self._udp = None
-            self._raw = None
+        """Close the socket; a task waiting on it wakes and ends."""
+        raw, self._raw = self._raw, None
+        if raw is not None:
+            if raw.fileno() != -1:
+                anyio.notify_closing(raw)
+            raw.close()
+        await anyio.lowlevel.checkpoint()
