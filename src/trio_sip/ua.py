@@ -23,6 +23,7 @@ import logging
 import math
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, Self
 
@@ -45,7 +46,7 @@ from .media import (
 )
 from .media.offer_answer import NoCommonMedia
 from .message import URI, NameAddr, Request, Response
-from .message.sdp import RtpMap, SessionDescription
+from .message.sdp import Direction, RtpMap, SessionDescription
 
 log = logging.getLogger("trio_sip.ua")
 
@@ -113,6 +114,8 @@ class Call:
         self._client: ClientRequest | None = None
         self._answered: Response | None = None
         self._ended = anyio.Event()
+        # Whether we put the peer on hold (our offers then say sendonly).
+        self._holding = False
 
     # ----- state ------------------------------------------------------------------------
 
@@ -299,18 +302,22 @@ class Call:
         """Put the peer on hold with a re-INVITE (RFC 3264 section 8.4)."""
         if self.local_sdp is None:
             raise RuntimeError("no SDP was exchanged: nothing to hold")
-        return await self._reinvite(hold_offer(self.local_sdp))
+        response = await self._reinvite(hold_offer(self.local_sdp))
+        self._holding = True
+        return response
 
     async def unhold(self) -> Response:
         """Take the call off hold: a re-INVITE back to sendrecv."""
         if self.local_sdp is None:
             raise RuntimeError("no SDP was exchanged: nothing to resume")
-        return await self._reinvite(resume_offer(self.local_sdp))
+        response = await self._reinvite(resume_offer(self.local_sdp))
+        self._holding = False
+        return response
 
     async def _their_reinvite(self, request: Request) -> None:
         offer = _sdp_of(request)
         if offer is None:
-            await self.ua.endpoint.respond(request, 200)
+            await self._offer_in_200(request)
             return
         self.remote_sdp = offer
         try:
@@ -328,6 +335,24 @@ class Call:
         if params is not None:
             self.media.apply(params)
         await self.ua.endpoint.respond(request, 200, headers=[_SDP], body=bytes(answer))
+
+    async def _offer_in_200(self, request: Request) -> None:
+        # RFC 3261 section 14.2: a re-INVITE without an offer gets ours in the
+        # 200 (every codec we have, sendonly while we hold the peer) and the
+        # answer comes in the ACK. Same o= line, next version (RFC 3264 section 8).
+        fresh = self.ua._offer(self.media)
+        media = tuple(
+            m.with_direction(Direction.SENDONLY if self._holding else Direction.SENDRECV)
+            for m in fresh.media
+        )
+        if self.local_sdp is not None:
+            offer = replace(self.local_sdp, media=media, connection=fresh.connection)
+            offer = offer.with_direction(None).with_next_version()
+        else:
+            offer = replace(fresh, media=media)
+        self.local_sdp = offer
+        response = await self.ua.endpoint.respond(request, 200, headers=[_SDP], body=bytes(offer))
+        self.ua._spawn(self._read_late_answer, response)
 
     # ----- media ------------------------------------------------------------------------
 

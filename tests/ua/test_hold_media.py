@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 from trio_sip.media import silence
-from trio_sip.message.sdp import Direction
+from trio_sip.message.sdp import Direction, SessionDescription
 from trio_sip.ua import Call, UserAgent
 
 pytestmark = pytest.mark.anyio
@@ -91,4 +91,47 @@ async def test_hold_and_unhold_change_direction_and_stop_and_resume_rtp() -> Non
                 # B numbered no packet while on hold: A counts no loss.
                 assert stats.packets_lost == 0
                 assert stats.packets_expected == stats.packets_received
+        tg.cancel_scope.cancel()
+
+
+async def test_reinvite_without_offer_gets_ours_in_the_200() -> None:
+    # RFC 3261 section 14.2: the 200 to an offer-less re-INVITE carries an offer
+    # (same o= session, next version); while we hold the peer it says sendonly.
+    async with (
+        UserAgent("sip:alice@127.0.0.1", listen=LEG) as alice,
+        UserAgent("sip:bob@127.0.0.1", listen=LEG) as bob,
+        anyio.create_task_group() as tg,
+    ):
+        answered: list[Call] = []
+        got_call = anyio.Event()
+
+        async def callee() -> None:
+            async for call in bob.incoming_calls():
+                await call.answer()
+                answered.append(call)
+                got_call.set()
+                await call.wait_ended()
+                return
+
+        tg.start_soon(callee)
+        with anyio.fail_after(15):
+            async with alice.invite(f"sip:bob@{address(bob)}") as a:
+                await a.wait_answered()
+                await got_call.wait()
+                b = answered[0]
+                first = b.local_sdp
+                assert first is not None
+                offers = []
+                for _ in range(2):
+                    response = await a.request("INVITE")
+                    offers.append(SessionDescription.parse(response.body))
+                    # Then B holds A, and offers the same way again.
+                    await b.hold()
+        for offer, direction in zip(offers, (Direction.SENDRECV, Direction.SENDONLY), strict=True):
+            assert offer.origin.session_id == first.origin.session_id
+            assert offer.origin.session_version > first.origin.session_version
+            assert offer.media[0].port == b.media.local_port
+            assert offer.effective_direction(offer.media[0]) is direction
+            # Every codec we have is offered again, not only the one answered.
+            assert {"PCMU", "PCMA"} <= {r.encoding_name for r in offer.media[0].rtpmaps().values()}
         tg.cancel_scope.cancel()
