@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -65,6 +66,13 @@ CONFIGURATIONS: Final = (
     ("1 proxy, Redis", 1, "redis"),
     ("2 proxies, one Redis", 2, "redis"),
 )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process ``pid`` so far (Linux /proc)."""
+    # Fields 14 and 15 of /proc/PID/stat, after the parenthesised command name.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _combined(results: Sequence[SippResult]) -> SippResult:
@@ -108,8 +116,14 @@ async def configuration(
     patience: int,
     sipp: str,
     redis_url: str,
+    redis_pid: int,
 ) -> LadderResult:
-    """Climb the ladder for one configuration; the rate is the aggregate."""
+    """Climb the ladder for one configuration; the rate is the aggregate.
+
+    The note gives the CPU time per successful call, over the whole ladder,
+    of the proxies together and of Redis: what the figures would be on idle
+    cores, whatever else loads the machine.
+    """
     out = LadderResult(label)
     spec = redis_url if store == "redis" else "memory"
     try:
@@ -147,7 +161,18 @@ async def configuration(
                         tg.start_soon(one, proxy.address, share)
                 return _combined(results)
 
+            pids = [proxy.pid for proxy in running]
+            before = [cpu_seconds(pid) for pid in pids], cpu_seconds(redis_pid)
             out.steps = await climb(label, rates, seconds, patience, step)
+            calls = sum(s.successful for s in out.steps)
+            proxy_cpu = sum(cpu_seconds(pid) for pid in pids) - sum(before[0])
+            redis_cpu = cpu_seconds(redis_pid) - before[1]
+            if calls:
+                out.note = (
+                    f"{proxy_cpu / calls * 1e3:.2f} ms proxy CPU per call, "
+                    f"{redis_cpu / calls * 1e3:.3f} ms Redis CPU per call ({calls} calls)"
+                )
+                print(f"  {label}: {out.note}", file=sys.stderr, flush=True)
     except PeerError as exc:
         out.error = str(exc).splitlines()[0]
     return out
@@ -157,15 +182,16 @@ def print_table(backend: str, results: Sequence[LadderResult]) -> None:
     """The configurations with their best clean aggregate rate, as ratios to one proxy on Redis."""
     base = next((r.best for r in results if r.system == CONFIGURATIONS[1][0]), None)
     print(f"\nScale-out, trio-sip proxy --registrar ({backend}); indicative, one run\n")
-    print("| configuration | calls/s (best clean, aggregate) | vs 1 proxy on Redis |")
-    print("|---|---:|---:|")
+    print("| configuration | calls/s (best clean, aggregate) | vs 1 proxy on Redis | CPU |")
+    print("|---|---:|---:|---|")
     for result in results:
         if result.error is not None:
-            print(f"| {result.system} | {result.error} | |")
+            print(f"| {result.system} | {result.error} | | |")
             continue
         best = result.best
         ratio = f"{best / base:.2f}x" if best and base else "-"
-        print(f"| {result.system} | {best if best is not None else 'none clean'} | {ratio} |")
+        shown = best if best is not None else "none clean"
+        print(f"| {result.system} | {shown} | {ratio} | {result.note or '-'} |")
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -184,7 +210,7 @@ async def run(args: argparse.Namespace) -> int:
                 results.append(
                     await configuration(
                         label, proxies, store, args.backend, rates, seconds, args.patience,
-                        sipp, redis.url,
+                        sipp, redis.url, redis.pid,
                     )
                 )  # fmt: skip
         finally:

@@ -38,6 +38,12 @@ class RedisServer:
         """The ``--store`` value that names database 0 of this server."""
         return f"redis://{self.host}:{self.port}/0"
 
+    @property
+    def pid(self) -> int:
+        """The process id of the running server."""
+        assert self.process is not None, "redis-server is not running"
+        return self.process.pid
+
     def _argv(self) -> list[str]:
         # appendfsync always: a restart right after a write must find it.
         persistence = (
