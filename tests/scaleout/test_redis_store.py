@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 import anyio
+import anyio.abc
 import pytest
 
 from dispatcher._peer import UDPPeer
@@ -353,3 +354,24 @@ async def test_register_gets_503_while_redis_is_down(redis_server: RedisServer) 
             assert final(await exchange(peer, dst, again)).status == 200
     finally:
         await store.aclose()
+
+
+async def test_a_server_that_does_not_speak_resp_is_a_transport_error() -> None:
+    # Something else listens on the port: its answer is no RESP2 reply.
+    async def babble(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            await stream.receive()
+            await stream.send(b"$nonsense\r\n")
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, babble)
+        client = RedisClient.from_url(f"redis://127.0.0.1:{port}/0")
+        try:
+            with pytest.raises(TransportError, match="protocol error"):
+                await client.execute("PING")
+            assert client.statistics().discarded == 1
+        finally:
+            await client.aclose()
+        tg.cancel_scope.cancel()

@@ -247,6 +247,9 @@ class RedisConnection:
             if not replies and not buf:
                 raise StaleConnectionError(f"redis {self.url} had closed the connection") from None
             raise TransportError(f"redis {self.url} closed the connection") from None
+        except ValueError:
+            # A length or integer that is not a number: not RESP2 (not Redis?).
+            raise TransportError(f"redis {self.url}: protocol error in a reply") from None
         del buf[:pos]
         self.broken = False
         return replies
