@@ -11,14 +11,19 @@ A late offer (``uac_late_offer.xml``): ``answer`` offers in its 200 and
 reads SIPp's answer from the ACK, then sends its RTP there.
 
 Found here (SIPp 3.6.1): play_pcap_audio rewrites the addresses and ports of
-the captured packets to its media socket and the answer's ``c=``/``m=``, so
-the capture's own addresses do not matter; the ``sipp`` process runs as a
-user who may open raw sockets here (root), which is what it sends them with.
+the captured packets to its media port and the answer's ``c=``/``m=``, so the
+capture's own addresses do not matter; it sends them on a raw socket
+(``socket(AF_INET, SOCK_RAW, IPPROTO_UDP)``), so SIPp must run as root or with
+CAP_NET_RAW: as another user it logs "Can't create raw IPv4 socket (need to
+run as root?)" and no RTP leaves. The test is skipped where raw sockets are
+refused. SIPp looks for the file next to the scenario first, then in its
+working directory, where the test writes it.
 """
 
 from __future__ import annotations
 
 import math
+import socket
 import struct
 import wave
 from collections.abc import Sequence
@@ -85,6 +90,18 @@ def rtp_stats(out: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in found[0].split()[1:])
 
 
+@pytest.fixture
+def raw_sockets() -> None:
+    """Skip unless this process (and so SIPp, its child) may open a raw socket.
+
+    A fixture, so that the skip happens before the event loop starts.
+    """
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_UDP).close()
+    except PermissionError:
+        pytest.skip("SIPp's play_pcap_audio needs raw sockets (root or CAP_NET_RAW)")
+
+
 def power(samples: Sequence[int], frequency: float) -> float:
     """The Goertzel power of ``samples`` at ``frequency``."""
     coefficient = 2 * math.cos(2 * math.pi * frequency / RATE)
@@ -94,6 +111,7 @@ def power(samples: Sequence[int], frequency: float) -> float:
     return s1 * s1 + s2 * s2 - coefficient * s1 * s2
 
 
+@pytest.mark.usefixtures("raw_sockets")
 async def test_sipp_uac_pcap_is_received_and_recorded(
     sipp: str, anyio_backend_name: str, tmp_path: Path
 ) -> None:
@@ -111,6 +129,8 @@ async def test_sipp_uac_pcap_is_received_and_recorded(
             calls=1,
             global_timeout=15,
             workdir=workdir,
+            # SIPp's media port (the source of the RTP it plays): free, not 6000.
+            extra_args=["-mp", str(free_port("127.0.0.1", "udp"))],
             program=sipp,
         )
     assert result.ok, result.describe()
