@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from tests.docs._blocks import ROOT, code_blocks
+
+HOWTO = ROOT / "docs" / "howto" / "testing.rst"
 
 # The inner runs load installed plugins as a user's would; looptime's own
 # plugins are turned off as in this project (they patch every asyncio loop).
@@ -42,7 +45,9 @@ async def test_real_clock_without_the_marker(anyio_backend):
 def test_every_anyio_test_runs_on_both_backends_and_in_virtual_time(
     pytester: pytest.Pytester,
 ) -> None:
-    pytester.makeini(BOTH)
+    # The configuration the how-to shows, as a user's pyproject.toml.
+    (config,) = code_blocks(HOWTO, "toml")
+    pytester.makepyprojecttoml(config)
     pytester.makepyfile(VIRTUAL_TIME_TEST)
     result = pytester.runpytest(*QUIET, "-v")
     result.assert_outcomes(passed=4)
@@ -105,19 +110,10 @@ def test_fake_network_fixture_carries_a_request_through_loss(pytester: pytest.Py
 
 
 def test_passive_without_the_ini_option(pytester: pytest.Pytester) -> None:
-    # The user's own anyio_backend, on a virtual clock through the helper.
-    pytester.makeconftest(
-        """
-        import pytest
-
-        from trio_sip.pytest_plugin import virtual_clock_options
-
-
-        @pytest.fixture
-        def anyio_backend():
-            return "trio", virtual_clock_options("trio")
-        """
-    )
+    # The user's own anyio_backend, on a virtual clock through the helper,
+    # as the how-to shows it.
+    (conftest,) = code_blocks(HOWTO, "python")
+    pytester.makeconftest(conftest)
     pytester.makepyfile(
         """
         import anyio
