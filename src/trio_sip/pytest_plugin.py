@@ -118,8 +118,16 @@ class _Backends:
         self.names = names
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
-        if "anyio_backend" in metafunc.fixturenames:
-            metafunc.parametrize("anyio_backend", self.names, indirect=True)
+        """Parametrise the tests that use this plugin's ``anyio_backend``."""
+        if "anyio_backend" not in metafunc.fixturenames:
+            return
+        # A conftest's or a module's own anyio_backend (a non-empty baseid)
+        # decides the backend itself: parametrising it would only run the
+        # same test twice under two names.
+        definitions = getattr(metafunc, "_arg2fixturedefs", {}).get("anyio_backend")
+        if definitions and definitions[-1].baseid:
+            return
+        metafunc.parametrize("anyio_backend", self.names, indirect=True)
 
     @pytest.fixture
     def anyio_backend(self, request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:

@@ -133,6 +133,30 @@ def test_passive_without_the_ini_option(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*test_on_the_users_backend PASSED*"])
 
 
+def test_a_modules_own_anyio_backend_is_left_alone(pytester: pytest.Pytester) -> None:
+    pytester.makeini(BOTH)
+    pytester.makepyfile(
+        """
+        import pytest
+
+
+        @pytest.fixture
+        def anyio_backend():
+            return "asyncio"
+
+
+        @pytest.mark.anyio
+        async def test_once_on_asyncio(anyio_backend):
+            import asyncio
+
+            asyncio.get_running_loop()
+        """
+    )
+    result = pytester.runpytest(*QUIET, "-v")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*test_once_on_asyncio PASSED*"])
+
+
 def test_virtual_time_on_asyncio_without_looptime_says_what_to_install(
     pytester: pytest.Pytester,
 ) -> None:
