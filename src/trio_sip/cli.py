@@ -21,8 +21,10 @@ import signal
 import sqlite3
 import sys
 import time
+import wave
 from collections.abc import Awaitable, Callable, Coroutine, Hashable, Mapping, Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any, NoReturn
 
 import anyio
@@ -31,7 +33,7 @@ from . import __version__
 from .dispatcher import Dispatcher
 from .errors import DeliveryError, ParseError, SIPError, TransportError
 from .media import DEFAULT_CODECS, MediaSession, MediaStatistics, PortRange
-from .media.handlers import echo, play, record, silence
+from .media.handlers import echo, load_audio, play, record, silence
 from .message import (
     URI,
     NameAddr,
@@ -564,7 +566,7 @@ async def _run_media(
         async with anyio.create_task_group() as media_tasks:
             media_tasks.start_soon(_report_dtmf, call)
             if args.media is not None:
-                media_tasks.start_soon(_media_handler(args.media, args.play_loop), call.media)
+                media_tasks.start_soon(_guarded, args.media, args.play_loop, call.media)
             await talk()
             media_tasks.cancel_scope.cancel()
         if not call.ended and sent_media:
@@ -614,6 +616,14 @@ async def _answer_one(args: argparse.Namespace, call: Call, counts: dict[str, in
         log.warning("call failed: %s", exc)
 
 
+async def _guarded(spec: str, loop: bool, media: MediaSession) -> None:
+    """Run the ``--media`` handler; a file that fails (disk full ...) ends it, not the command."""
+    try:
+        await _media_handler(spec, loop)(media)
+    except (OSError, ValueError, EOFError, wave.Error) as exc:
+        log.warning("--media %s failed: %s", spec, exc)
+
+
 def _media_handler(spec: str, loop: bool) -> Callable[[MediaSession], Coroutine[Any, Any, object]]:
     """What ``--media`` runs on an answered call's RTP session."""
     kind, _, path = spec.partition(":")
@@ -627,8 +637,22 @@ def _media_handler(spec: str, loop: bool) -> Callable[[MediaSession], Coroutine[
 
 
 def _media_arg(text: str) -> str:
-    kind, colon, path = text.partition(":")
-    if text in ("echo", "silence") or (kind in ("play", "record") and colon and path):
+    kind, _, path = text.partition(":")
+    if kind == "play" and path:
+        # Read once here, so that a missing or unusable file is a usage error
+        # rather than a failure in the first call.
+        try:
+            load_audio(path)
+        except (OSError, ValueError, EOFError, wave.Error) as exc:
+            why = str(exc) or "not a WAV (8 kHz, 16-bit, mono) nor raw .pcmu/.pcma audio"
+            raise argparse.ArgumentTypeError(f"cannot play {path}: {why}") from None
+        return text
+    if kind == "record" and path:
+        parent = Path(path).parent
+        if not parent.is_dir():
+            raise argparse.ArgumentTypeError(f"cannot record to {path}: no directory {parent}")
+        return text
+    if text in ("echo", "silence"):
         return text
     raise argparse.ArgumentTypeError(
         f"expected echo, silence, play:FILE or record:FILE, not {text!r}"

@@ -24,6 +24,8 @@ import anyio
 import pytest
 from anyio.abc import Process
 
+from trio_sip.cli import main
+
 pytestmark = pytest.mark.anyio
 
 # Bounds of every wait: a process starting, a call, a process stopping.
@@ -202,3 +204,42 @@ async def test_answer_stopped_mid_call_hangs_up_and_reports(anyio_backend_name: 
     assert rest.decode().splitlines() == ["the other side hung up", "call ended"]
     assert answer.returncode == 0, answer.err
     assert rtp_stats(answer.lines)["packets_sent"] == "0"
+
+
+MEDIA_ERRORS = [
+    (["--media", "play:{tmp}/missing.wav"], "cannot play"),
+    (["--media", "play:{tmp}/text.wav"], "does not start with RIFF"),
+    (["--media", "play:{tmp}/empty.wav"], "not a WAV"),
+    (["--media", "record:{tmp}/no/such/dir.wav"], "no directory"),
+    (["--media", "tone"], "expected echo, silence, play:FILE or record:FILE"),
+    (["--rtp-ports", "5000-4000"], "bad port range"),
+    (["--rtp-ports", "5000"], "expected LOW-HIGH"),
+    (["--codec", "G729"], "expected PCMU or PCMA"),
+]
+DTMF_ERRORS = [
+    (["--dtmf", "12x"], "DTMF digits are 0-9 * # A-D"),
+    (["--dtmf", "1", "--dtmf-mode", "sip-info"], "invalid choice"),
+]
+WHERE = {"call": ["sip:bob@127.0.0.1:9"], "answer": ["--listen", "udp:127.0.0.1:0"]}
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "complaint"),
+    [(c, a, w) for c in WHERE for a, w in MEDIA_ERRORS] + [("call", a, w) for a, w in DTMF_ERRORS],
+)
+def test_bad_media_arguments_are_usage_errors(
+    command: str,
+    args: list[str],
+    complaint: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "text.wav").write_text("not audio")
+    (tmp_path / "empty.wav").write_bytes(b"")
+    argv = [command, *WHERE[command], *(arg.format(tmp=tmp_path) for arg in args)]
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1, err
+    assert complaint in err
