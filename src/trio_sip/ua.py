@@ -326,6 +326,9 @@ class Call:
                 self.ua.local_ip,
                 self.media.local_port,
                 codecs=self.ua.codecs,
+                # While we hold the peer, its new offer does not take the call
+                # off hold: only our unhold() does (RFC 3264 section 8.4).
+                direction=self._hold_direction(),
                 previous=self.local_sdp,
             )
         except NoCommonMedia:
@@ -336,15 +339,15 @@ class Call:
             self.media.apply(params)
         await self.ua.endpoint.respond(request, 200, headers=[_SDP], body=bytes(answer))
 
+    def _hold_direction(self) -> Direction:
+        return Direction.SENDONLY if self._holding else Direction.SENDRECV
+
     async def _offer_in_200(self, request: Request) -> None:
         # RFC 3261 section 14.2: a re-INVITE without an offer gets ours in the
         # 200 (every codec we have, sendonly while we hold the peer) and the
         # answer comes in the ACK. Same o= line, next version (RFC 3264 section 8).
         fresh = self.ua._offer(self.media)
-        media = tuple(
-            m.with_direction(Direction.SENDONLY if self._holding else Direction.SENDRECV)
-            for m in fresh.media
-        )
+        media = tuple(m.with_direction(self._hold_direction()) for m in fresh.media)
         if self.local_sdp is not None:
             offer = replace(self.local_sdp, media=media, connection=fresh.connection)
             offer = offer.with_direction(None).with_next_version()

@@ -135,3 +135,39 @@ async def test_reinvite_without_offer_gets_ours_in_the_200() -> None:
             # Every codec we have is offered again, not only the one answered.
             assert {"PCMU", "PCMA"} <= {r.encoding_name for r in offer.media[0].rtpmaps().values()}
         tg.cancel_scope.cancel()
+
+
+async def test_the_held_peer_cannot_take_itself_off_hold() -> None:
+    # A holds B; B's own re-INVITE offering sendrecv is answered sendonly
+    # (A still holds), so B's RTP stays off; A's unhold() ends the hold.
+    async with (
+        UserAgent("sip:alice@127.0.0.1", listen=LEG) as alice,
+        UserAgent("sip:bob@127.0.0.1", listen=LEG) as bob,
+        anyio.create_task_group() as tg,
+    ):
+        answered: list[Call] = []
+        got_call = anyio.Event()
+
+        async def callee() -> None:
+            async for call in bob.incoming_calls():
+                await call.answer()
+                answered.append(call)
+                got_call.set()
+                await call.wait_ended()
+                return
+
+        tg.start_soon(callee)
+        with anyio.fail_after(15):
+            async with alice.invite(f"sip:bob@{address(bob)}") as a:
+                await a.wait_answered()
+                await got_call.wait()
+                b = answered[0]
+                await a.hold()
+                await b.unhold()  # B offers sendrecv
+                assert a.local_sdp is not None
+                assert a.local_sdp.effective_direction(a.local_sdp.media[0]) is Direction.SENDONLY
+                assert b.media.direction is Direction.RECVONLY
+                assert a.media.direction is Direction.SENDONLY
+                await a.unhold()
+                assert a.media.direction is b.media.direction is Direction.SENDRECV
+        tg.cancel_scope.cancel()
