@@ -67,7 +67,7 @@ def test_every_public_name_is_in_the_reference(tmp_path: Path) -> None:
     )
     app.build()
     documented: set[str] = set()
-    for qualified in app.env.get_domain("py").objects:
+    for qualified, *_ in app.env.get_domain("py").get_objects():
         parts = qualified.split(".")
         documented.add(parts[-1])
         documented.add(".".join(parts[-2:]))
