@@ -551,15 +551,20 @@ async def _report_dtmf(call: Call) -> None:
 
 
 async def _run_media(
-    args: argparse.Namespace, call: Call, talk: Callable[[], Awaitable[None]]
+    args: argparse.Namespace,
+    call: Call,
+    talk: Callable[[], Awaitable[None]],
+    *,
+    always_report: bool,
 ) -> None:
     """Run ``--media`` and the DTMF report around ``talk``, then print the ``rtp:`` line.
 
     When ``talk`` returns the media stops; if the peer is still there we wait
     a little for the packets already on their way (an echo of our last
-    ones), so that the counts of both sides agree. ``answer`` prints the
-    line for every call; ``call`` only when it was given media to send
-    (``--media``, ``--dtmf``), so that a plain call prints what it always did.
+    ones), so that the counts of both sides agree. The line is printed with
+    ``always_report`` (``answer``: every call), else only when there was
+    media to send (``--media``, ``--dtmf``): a plain ``call`` prints what it
+    always did.
     """
     sent_media = args.media is not None or bool(getattr(args, "dtmf", None))
     try:
@@ -574,7 +579,7 @@ async def _run_media(
                 await call.wait_ended()
     finally:
         # Also when the command is stopping (SIGINT) in the middle of the call.
-        if sent_media or args.run is _answer:
+        if sent_media or always_report:
             print(_rtp_line(call, call.media.statistics()), flush=True)
 
 
@@ -607,7 +612,7 @@ async def _answer_one(args: argparse.Namespace, call: Call, counts: dict[str, in
             else:
                 await call.wait_ended()
 
-        await _run_media(args, call, talk)
+        await _run_media(args, call, talk, always_report=True)
         # After --hangup-after (a call still up when the command stops gets
         # its BYE from the Endpoint as it closes).
         await call.bye()
@@ -781,7 +786,7 @@ async def _call(args: argparse.Namespace) -> int:
                     with anyio.move_on_after(deadline - anyio.current_time()):
                         await call.wait_ended()
 
-                await _run_media(args, call, talk)
+                await _run_media(args, call, talk, always_report=False)
                 if call.ended:
                     print("the other side hung up", flush=True)
             print("call ended", flush=True)
