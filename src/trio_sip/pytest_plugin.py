@@ -97,6 +97,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         f"{MARKER}: run on a virtual clock that jumps to the next deadline when every task waits",
     )
+    _unregister_broken_looptime_plugin(config)
     names: list[str] = config.getini("trio_sip_backends")
     if not names:
         return
@@ -109,6 +110,21 @@ def pytest_configure(config: pytest.Config) -> None:
     # Registered now, after anyio's own plugin, so this anyio_backend wins
     # over anyio's default; a conftest's fixture still wins over this one.
     config.pluginmanager.register(_Backends(names), "trio_sip_backends")
+
+
+def _unregister_broken_looptime_plugin(config: pytest.Config) -> None:
+    """Take looptime's own pytest plugin out where it would fail every test.
+
+    looptime comes with the ``testing`` extra for its event loop, which this
+    plugin uses directly. Its own pytest plugin (loaded with it, entry point
+    ``looptime_plugin``) patches pytest-asyncio's loops, and without
+    pytest-asyncio it fails at the setup of every fixture (looptime 0.9). It
+    stays when pytest-asyncio is there, for those who use it.
+    """
+    manager = config.pluginmanager
+    looptime_plugin = manager.getplugin("looptime_plugin")
+    if looptime_plugin is not None and manager.getplugin("asyncio") is None:
+        manager.unregister(looptime_plugin)
 
 
 class _Backends:

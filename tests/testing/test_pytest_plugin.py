@@ -7,9 +7,9 @@ from tests.docs._blocks import ROOT, code_blocks
 
 HOWTO = ROOT / "docs" / "howto" / "testing.rst"
 
-# The inner runs load installed plugins as a user's would; looptime's own
-# plugins are turned off as in this project (they patch every asyncio loop).
-QUIET = ("-p", "no:looptime_plugin", "-p", "no:looptime_chronometers", "-p", "no:cacheprovider")
+# The inner runs load every installed plugin, as a user's would (looptime's
+# own plugin included: the trio-sip plugin takes it out without pytest-asyncio).
+QUIET = ("-p", "no:cacheprovider")
 
 BOTH = """
 [pytest]
