@@ -42,8 +42,8 @@ def virtual_clock_options(backend: str) -> dict[str, Any]:
     For ``"trio"`` a ``MockClock(autojump_threshold=0)`` as ``clock``; for
     ``"asyncio"`` a looptime event loop as ``loop_factory``, which jumps as
     soon as nothing is runnable and no I/O is ready (``noop_cycles=0``: the
-    same rule as the MockClock). Raises :class:`RuntimeError` naming the
-    extra to install when looptime is missing.
+    same rule as the MockClock). Raises :class:`ModuleNotFoundError` naming
+    the extra to install when looptime is missing.
     """
     if backend == "trio":
         import trio.testing
@@ -53,8 +53,9 @@ def virtual_clock_options(backend: str) -> dict[str, Any]:
         try:
             import looptime
         except ImportError:
-            raise RuntimeError(
-                "virtual time on asyncio needs looptime: pip install 'trio-sip[testing]'"
+            raise ModuleNotFoundError(
+                "virtual time on asyncio needs looptime: pip install 'trio-sip[testing]'",
+                name="looptime",
             ) from None
 
         def loop_factory() -> Any:
@@ -70,7 +71,7 @@ def _backend(request: pytest.FixtureRequest, name: str) -> tuple[str, dict[str, 
         return name, {}
     try:
         return name, virtual_clock_options(name)
-    except RuntimeError as exc:
+    except ModuleNotFoundError as exc:
         pytest.fail(str(exc), pytrace=False)
 
 
