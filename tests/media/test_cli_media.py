@@ -10,9 +10,11 @@ stopped in the middle of a call hangs up and still reports it.
 
 from __future__ import annotations
 
+import itertools
 import math
 import signal
 import socket
+import struct
 import sys
 import wave
 from collections.abc import AsyncIterator
@@ -177,19 +179,27 @@ async def test_dtmf_sent_by_call_is_detected_by_answer(anyio_backend_name: str) 
         assert callee["packets_lost"] == "0"
 
 
-async def test_answer_stopped_mid_call_hangs_up_and_reports(anyio_backend_name: str) -> None:
+async def test_answer_stopped_mid_call_hangs_up_and_reports(
+    anyio_backend_name: str, tmp_path: Path
+) -> None:
+    # answer plays a 1 kHz tone in a loop, call records it; stopping answer
+    # (SIGINT) in the middle hangs the call up, and both sides report.
+    tone, recording = tmp_path / "tone.wav", tmp_path / "recorded.wav"
+    write_tone(tone, 0.5)
     argv = [sys.executable, "-m", "trio_sip", "--backend", anyio_backend_name, "call"]
     caller: Process | None = None
     try:
-        async with answering(anyio_backend_name) as answer:
+        async with answering(anyio_backend_name, "--media", f"play:{tone}") as answer:
             argv += [f"sip:bob@127.0.0.1:{answer.port}", "--listen", "udp:127.0.0.1:0"]
-            caller = await anyio.open_process([*argv, "--duration", "60"])
+            argv += ["--media", f"record:{recording}", "--duration", "60"]
+            caller = await anyio.open_process(argv)
             assert caller.stdout is not None
             with anyio.fail_after(CALL):
                 first = b""
                 while not first.endswith(b"\n"):
                     first += await caller.stdout.receive()
             assert first == b"SIP/2.0 200 OK\n"
+            await anyio.sleep(1.0)  # a second of the tone
         # Leaving the block stopped the answerer (SIGINT): it sent BYE and
         # printed the call's rtp: line; the caller saw the BYE long before 60 s.
         with anyio.fail_after(CALL):
@@ -201,9 +211,22 @@ async def test_answer_stopped_mid_call_hangs_up_and_reports(anyio_backend_name: 
                 if caller.returncode is None:
                     caller.kill()
                 await caller.aclose()
-    assert rest.decode().splitlines() == ["the other side hung up", "call ended"]
+    lines = rest.decode().splitlines()
+    assert lines[1:] == ["the other side hung up", "call ended"], lines
     assert answer.returncode == 0, answer.err
-    assert rtp_stats(answer.lines)["packets_sent"] == "0"
+    sent, received = rtp_stats(answer.lines), rtp_stats(lines)
+    assert int(sent["packets_sent"]) >= 25, sent
+    assert received["packets_received"] == sent["packets_sent"]
+    assert received["packets_lost"] == "0"
+    # The recording is the tone: 160 samples a packet (the last ones may
+    # have come with the BYE, after the recorder stopped), and a 1 kHz sine
+    # crosses zero 2000 times a second.
+    with wave.open(str(recording), "rb") as wav:
+        samples = [v for (v,) in struct.iter_unpack("<h", wav.readframes(wav.getnframes()))]
+    packets = int(received["packets_received"])
+    assert 160 * (packets - 2) <= len(samples) <= 160 * packets, (len(samples), packets)
+    crossings = sum(1 for x, y in itertools.pairwise(samples) if (x < 0) != (y < 0))
+    assert abs(crossings / (len(samples) / 8000) - 2000) < 50, crossings
 
 
 MEDIA_ERRORS = [
