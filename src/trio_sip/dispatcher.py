@@ -34,6 +34,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from .errors import DeliveryError, DeliveryFailure, ParseError, ResolveError
 from .message import URI, Message, Request, Response, make_ack, make_response, parse_message
 from .message.parse import DEFAULT_LIMITS, ParseLimits, parse_head
+from .message.via import common_via_host
 from .resolver import DNSResolver, Resolver, Target, uri_transport
 from .transaction.keys import ServerKey, client_key
 from .transaction.timers import RetransmitKind, TimerConfig, retransmit_intervals
@@ -419,16 +420,9 @@ class Dispatcher:
 
     def _incoming_request(self, request: Request, leg: Leg, from_addr: Address) -> bool:
         """Mark the top Via and answer retransmissions; False when absorbed."""
-        via = request.top_via
-        # RFC 3261 section 18.2.1 and RFC 3581: note where the request really
-        # came from, so that the response finds its way back through a NAT.
-        rport = via.rport
-        if via.host != from_addr[0] or rport is not None:
-            params: dict[str, str | None] = {"received": from_addr[0]}
-            if rport is not None:
-                params["rport"] = str(from_addr[1])
-            request.headers.pop_first_value("via")
-            request.headers.prepend("Via", str(via.with_params(**params)))
+        top = request.headers.first_value("via")
+        if top is None or common_via_host(top) != from_addr[0] or "rport" in top.lower():
+            self._stamp_received(request, from_addr)
         if not self.response_cache:
             return True
         key = _cache_key(request)
@@ -449,6 +443,18 @@ class Dispatcher:
             return False
         self._remember(key, _CacheEntry())
         return True
+
+    def _stamp_received(self, request: Request, from_addr: Address) -> None:
+        # RFC 3261 section 18.2.1 and RFC 3581: note where the request really
+        # came from, so that the response finds its way back through a NAT.
+        via = request.top_via
+        rport = via.rport
+        if via.host != from_addr[0] or rport is not None:
+            params: dict[str, str | None] = {"received": from_addr[0]}
+            if rport is not None:
+                params["rport"] = str(from_addr[1])
+            request.headers.pop_first_value("via")
+            request.headers.prepend("Via", str(via.with_params(**params)))
 
     def _incoming_response(self, response: Response, leg: Leg, from_addr: Address) -> bool:
         """Check the Via and stop the request's retransmission; False when dropped."""

@@ -157,3 +157,50 @@ async def test_get_legs_filters() -> None:
         assert disp.get_legs(port=tcp.port, proto="tcp") == [tcp]
         assert disp.get_legs(sub=lambda leg: leg.reliable) == [tcp]
         assert disp.get_legs(proto="udp", addr="::1", sub=lambda leg: False) == []
+
+
+@pytest.mark.parametrize(
+    ("top", "ours"),
+    [
+        ("SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bKa;rport", True),
+        ("SIP/2.0/UDP 127.0.0.1:5099", True),
+        ("SIP/2.0/UDP 127.0.0.1:5099 ;branch=z9hG4bKa", True),  # LWS: parsed, still ours
+        ("SIP/2.0/UDP 127.0.0.1:50991;branch=z9hG4bKa", False),  # a prefix, not our port
+        ("SIP/2.0/UDP 127.0.0.1:5098;branch=z9hG4bKa", False),
+        ("SIP/2.0/TCP 127.0.0.1:5099;branch=z9hG4bKa", False),
+        ("SIP/2.0/UDP 127.0.0.2:5099;branch=z9hG4bKa", False),
+        ("SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bKa, SIP/2.0/UDP 192.0.2.1", True),
+    ],
+)
+def test_our_via_is_recognised_with_and_without_parsing(top: str, ours: bool) -> None:
+    leg = UDPLeg("127.0.0.1", 5099)
+    response = Response(200, headers=[("Via", top), ("Via", "SIP/2.0/UDP 192.0.2.1;branch=z")])
+    assert leg.check_response(response) is ours
+    before = bytes(response)
+    assert leg.remove_our_via(response) is ours
+    if ours:
+        assert parse_message(bytes(response)).top_via.host == "192.0.2.1"
+    else:
+        assert bytes(response) == before
+
+
+def test_via_text_is_what_add_via_writes() -> None:
+    leg = UDPLeg("127.0.0.1", 5099)
+    req = request("OPTIONS", "sip:bob@127.0.0.1")
+    via = leg.add_via(req, branch="z9hG4bKfixed")
+    assert req.headers.get("via") == leg.via_text("z9hG4bKfixed") == str(via)
+
+
+def test_an_advertised_address_with_its_own_port_is_recognised() -> None:
+    # A NAT forwards 203.0.113.5:6000 to us: our Via says so, and the
+    # responses that come back with it are ours.
+    leg = UDPLeg("127.0.0.1", 5099, advertise="203.0.113.5:6000")
+    req = request("OPTIONS", "sip:bob@127.0.0.1")
+    via = leg.add_via(req)
+    assert (via.host, via.port) == ("203.0.113.5", 6000)
+    assert leg.is_our_via(via)
+    assert not leg.is_our_via(Via.parse("SIP/2.0/UDP 203.0.113.5:5099;branch=z9hG4bKx"))
+    assert not leg.is_our_via(Via.parse("SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bKx"))
+    plain = UDPLeg("127.0.0.1", 5099, advertise="203.0.113.5")
+    assert plain.is_our_via(Via.parse("SIP/2.0/UDP 203.0.113.5:5099;branch=z9hG4bKx"))
+    assert not plain.is_our_via(Via.parse("SIP/2.0/UDP 203.0.113.5:6000;branch=z9hG4bKx"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import pytest
 
@@ -240,3 +242,51 @@ async def test_received_and_rport_are_filled_in() -> None:
     assert via.received == "127.0.0.1"
     assert via.rport == peer_port
     assert parse_message(bytes(seen[0])).top_via.rport == peer_port
+
+
+@pytest.mark.parametrize(
+    ("via_of", "expect"),
+    [
+        # (the Via the client writes, given its real address) -> what the receiver sees
+        (lambda h, p: f"SIP/2.0/UDP {h}:{p};branch=z9hG4bKv", lambda h, p: None),
+        (lambda h, p: f"SIP/2.0/UDP {h}:{p};branch=z9hG4bKv;rport", lambda h, p: (h, p)),
+        (lambda h, p: f"SIP/2.0/UDP {h}:{p};RPort;branch=z9hG4bKv", lambda h, p: (h, p)),
+        (lambda h, p: f"SIP/2.0/UDP 192.0.2.1:{p};branch=z9hG4bKv", lambda h, p: (h, None)),
+        (lambda h, p: "SIP/2.0/UDP client.example.com;branch=z9hG4bKv", lambda h, p: (h, None)),
+        (lambda h, p: f"SIP/2.0/UDP  {h} : {p} ;branch=z9hG4bKv", lambda h, p: None),
+    ],
+    ids=["same-host", "rport", "rport-any-case", "other-host", "name", "odd-spacing"],
+)
+async def test_received_and_rport_only_where_needed(via_of: Any, expect: Any) -> None:
+    # RFC 3261 18.2.1: received only when the sent-by host differs from the
+    # source; RFC 3581: rport filled in when asked. A Via that needs neither
+    # stays byte for byte as sent.
+    async with anyio.create_task_group() as tg, udp_peer(tg) as peer:
+        async with Dispatcher(["udp:127.0.0.1:0"], response_cache=False) as disp:
+            seen: list[Request | Response] = []
+            arrived = anyio.Event()
+
+            def receive(packet: Request | Response, leg: object, addr: object) -> None:
+                seen.append(packet)
+                arrived.set()
+
+            disp.set_receiver(receive)
+            port = peer.port
+            sent_via = via_of("127.0.0.1", port)
+            data = raw_request("OPTIONS", ("127.0.0.1", port), branch="z9hG4bKv")
+            data = data.replace(
+                f"SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKv;rport".encode(),
+                sent_via.encode(),
+            )
+            await peer.send(data, disp.legs[0].address)
+            with anyio.fail_after(5):
+                await arrived.wait()
+        tg.cancel_scope.cancel()
+    wanted = expect("127.0.0.1", port)
+    if wanted is None:
+        assert bytes(seen[0]) == data
+        return
+    via = parse_message(bytes(seen[0])).top_via
+    received, rport = wanted
+    assert via.received == received
+    assert via.rport == rport

@@ -8,6 +8,7 @@ RFC 3261 section 19.1.4 and decodes escapes first.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -64,7 +65,23 @@ def _check_host(host: str, text: str) -> str:
 
 
 def split_hostport(hostport: str, text: str) -> tuple[str, int | None]:
-    """Split ``host[:port]`` (IPv6 in brackets); the host comes back without brackets."""
+    """Split ``host[:port]`` (IPv6 in brackets); the host comes back without brackets.
+
+    ``text`` is what the error message quotes. The same few host:port
+    values come back in packet after packet, so results are memoised.
+    """
+    try:
+        return _split_hostport_memo(hostport)
+    except ParseError:
+        return _split_hostport(hostport, text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _split_hostport_memo(hostport: str) -> tuple[str, int | None]:
+    return _split_hostport(hostport, hostport)
+
+
+def _split_hostport(hostport: str, text: str) -> tuple[str, int | None]:
     if hostport.startswith("["):
         end = hostport.find("]")
         if end < 0:
@@ -111,7 +128,18 @@ class URI:
 
     @classmethod
     def parse(cls, text: str) -> URI:
-        """Parse a URI; raise :class:`ParseError` (400) when malformed."""
+        """Parse a URI; raise :class:`ParseError` (400) when malformed.
+
+        URIs are immutable and the same ones come back in packet after
+        packet (a proxy's Request-URIs, a dialog's Contact), so the results
+        of the most recent few thousand texts are shared.
+        """
+        if cls is URI:
+            return _parse_uri_memo(text)
+        return cls._parse(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> URI:
         scheme, colon, rest = text.partition(":")
         if not colon or not SCHEME_RE.fullmatch(scheme):
             raise ParseError(f"not a URI: {text!r}")
@@ -353,3 +381,8 @@ def _parse_uri_headers(htext: str, text: str) -> tuple[tuple[str, str], ...]:
             raise ParseError(f"bad URI header {part!r} in {text!r}")
         items.append((name, value))
     return tuple(items)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_uri_memo(text: str) -> URI:
+    return URI._parse(text)

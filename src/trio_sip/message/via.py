@@ -12,7 +12,7 @@ from ._text import WS
 from .params import EMPTY_PARAMS, Params
 from .uri import format_host, split_hostport
 
-__all__ = ["Via", "MAGIC_COOKIE"]
+__all__ = ["Via", "MAGIC_COOKIE", "common_via_host"]
 
 #: Every RFC 3261 branch starts with this (section 8.1.1.7).
 MAGIC_COOKIE: Final = "z9hG4bK"
@@ -27,6 +27,21 @@ _SENT_PROTOCOL_RE: Final = re.compile(
 
 
 _TRANSPORTS: Final = frozenset({"UDP", "TCP", "TLS", "SCTP", "TLS-SCTP", "WS", "WSS"})
+
+# The shape of nearly every Via on a real network, a subset of via-parm:
+# "SIP/2.0/" transport SP IPv4address-or-hostname [ ":" port ]
+#   *( ";" token [ "=" token ] )
+_COMMON_VIA_RE: Final = re.compile(
+    r"SIP/2\.0/(?:UDP|TCP|TLS) ([A-Za-z0-9.\-]+)(?::[0-9]{1,5})?"
+    r"(?:;[A-Za-z0-9\-.!%*_+`'~]+(?:=[A-Za-z0-9\-.!%*_+`'~]+)?)*"
+)
+
+
+def common_via_host(text: str) -> str | None:
+    """The sent-by host of a Via value in the common shape, without building a
+    :class:`Via`; None for any other shape (then parse it)."""
+    m = _COMMON_VIA_RE.fullmatch(text)
+    return m.group(1) if m is not None else None
 
 
 @dataclass(frozen=True, slots=True)

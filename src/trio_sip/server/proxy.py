@@ -259,7 +259,7 @@ class StatelessProxy:
         """:meth:`_response` without waiting, for UDP and IP literals."""
         if self.rewrite_contact:
             return False
-        if leg.strip_via(response) is None or "via" not in response.headers:
+        if not leg.remove_our_via(response) or "via" not in response.headers:
             self._dropped += 1
             return True
         target = self._response_target(response.top_via)
@@ -422,7 +422,7 @@ class StatelessProxy:
         headers = request.headers
         via = headers.first_value("via") or ""
         # The cheap test for an RFC 3261 branch: no Via parsing per packet.
-        if ";branch=z9hG4bK" not in via.replace(" ", ""):
+        if ";branch=z9hG4bK" not in via and ";branch=z9hG4bK" not in via.replace(" ", ""):
             via += f"|{request.call_id}|{request.cseq.seq}"
         first = hashlib.blake2b(
             f"{via}|{leg.proto}:{leg.port}".encode("utf-8", "surrogateescape"), digest_size=8
@@ -490,7 +490,7 @@ class StatelessProxy:
                 added_rr = 2
         if self.rewrite_contact and out_leg is not in_leg and "contact" in headers:
             self._rewrite_contacts(request, out_leg)
-        out_leg.add_via(request, target.address, branch=branch)
+        headers.prepend("Via", out_leg.via_text(branch, target.address))
         return added_rr
 
     @staticmethod
@@ -542,7 +542,7 @@ class StatelessProxy:
     async def _response(self, response: Response, leg: Leg) -> None:
         # Section 16.7 step 3 / 16.11: remove our Via; a response whose top Via
         # is not ours, or that has no Via left, was not for us to forward.
-        if leg.strip_via(response) is None or "via" not in response.headers:
+        if not leg.remove_our_via(response) or "via" not in response.headers:
             self._dropped += 1
             return
         if self.rewrite_contact and "contact" in response.headers:

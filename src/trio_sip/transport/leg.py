@@ -188,6 +188,7 @@ class Leg(abc.ABC):
         self.advertise = advertise
         self.stats = LegStatistics()
         self._route_cache: dict[str, str] = {}
+        self._via_prefix: tuple[int, str] | None = None
 
     @classmethod
     def create(cls, spec: Leg | str | Mapping[str, Any] | socket.socket) -> Leg:
@@ -299,37 +300,74 @@ class Leg(abc.ABC):
         The branch is fresh unless given; ``rport`` asks the server to answer
         to the source port (RFC 3581), which is what crosses a NAT.
         """
-        via = Via(
+        branch = branch or new_branch()
+        sent_by = self.sent_by(dst)
+        request.headers.prepend("Via", self.via_text(branch, dst, sent_by))
+        return Via(
             self.via_transport,
-            *_split_sent_by(self.sent_by(dst)),
-            params=Params((("branch", branch or new_branch()), ("rport", None))),
+            *_split_sent_by(sent_by),
+            params=Params((("branch", branch), ("rport", None))),
         )
-        request.headers.prepend("Via", str(via))
-        return via
+
+    def via_text(self, branch: str, dst: Address | None = None, sent_by: str | None = None) -> str:
+        """The Via value :meth:`add_via` puts on top, as text (for the per-packet
+        path of a stateless proxy, which needs no :class:`Via` object)."""
+        if sent_by is None:
+            sent_by = self.sent_by(dst)
+        return f"SIP/2.0/{self.via_transport} {sent_by};branch={branch};rport"
+
+    def _our_via_prefix(self) -> str | None:
+        # What starts every Via this leg writes, when that does not depend
+        # on the destination (a leg bound to one address, no advertise).
+        if self.advertise or self.host in ("0.0.0.0", "::"):
+            return None
+        cached = self._via_prefix
+        if cached is None or cached[0] != self.port:
+            prefix = f"SIP/2.0/{self.via_transport} {self.sent_by()}"
+            cached = self._via_prefix = (self.port, prefix)
+        return cached[1]
 
     def is_our_via(self, via: Via) -> bool:
         """True when ``via`` is one this leg would have written (RFC 3261 18.1.2)."""
-        if via.transport != self.via_transport or via.default_port() != self.port:
+        if via.transport != self.via_transport:
             return False
         if self.advertise:
-            return via.host == _split_sent_by(self.sent_by())[0]
+            # The advertised sent-by (a NAT's address, perhaps its own port).
+            host, port = _split_sent_by(self.sent_by())
+            return via.host == host and via.default_port() == (port or via.default_port())
+        if via.default_port() != self.port:
+            return False
         if self.host in ("0.0.0.0", "::"):
             return family_of(via.host) == self.family if is_ip_literal(via.host) else False
         return _same_host(via.host, self.host)
 
     def check_response(self, response: Response) -> bool:
         """True when the top Via of ``response`` is ours; else it must be dropped."""
+        prefix = self._our_via_prefix()
+        if prefix is not None:
+            # The Via exactly as we wrote it is recognised without parsing it.
+            top = response.headers.first_value("via")
+            if top is not None and top.startswith(prefix):
+                after = top[len(prefix) : len(prefix) + 1]
+                if after == ";" or after == "":
+                    return True
         try:
             return self.is_our_via(response.top_via)
         except Exception:
             return False
 
-    def strip_via(self, response: Response) -> Via | None:
+    def remove_our_via(self, response: Response) -> bool:
         """Remove our Via from the top of ``response`` (a proxy's step, 16.7).
 
-        Returns the removed Via, or None (and changes nothing) when the top
-        Via is not ours.
+        Returns False, and changes nothing, when the top Via is not ours.
         """
+        if not self.check_response(response):
+            return False
+        response.headers.pop_first_value("via")
+        return True
+
+    def strip_via(self, response: Response) -> Via | None:
+        """Like :meth:`remove_our_via`, returning the removed :class:`Via` (or None)."""
         if not self.check_response(response):
             return None
         via = response.top_via
