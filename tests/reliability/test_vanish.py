@@ -436,7 +436,7 @@ async def test_tls_server_with_bad_certificate_is_a_clear_error(
 
 
 @pytest.mark.virtual_time
-@pytest.mark.parametrize("client", ["untrusted", "plaintext"])
+@pytest.mark.parametrize("client", ["untrusted", "plaintext", "silent"])
 async def test_tls_client_with_bad_certificate_is_refused_and_the_leg_keeps_serving(
     certificates: Certificates, client: str
 ) -> None:
@@ -465,7 +465,7 @@ async def test_tls_client_with_bad_certificate_is_refused_and_the_leg_keeps_serv
                     with pytest.raises(CallFailed) as failed:
                         await m.message(_sips(server_leg), "let me in")
                 assert failed.value.status in (408, 503)
-        else:
+        elif client == "plaintext":
             # Not TLS at all: a SIP request in clear text to the TLS port.
             async with await anyio.connect_tcp("127.0.0.1", server_leg.port) as plain:
                 await plain.send(_options(b"plain"))
@@ -474,6 +474,18 @@ async def test_tls_client_with_bad_certificate_is_refused_and_the_leg_keeps_serv
                     pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)),
                 ):
                     await plain.receive()
+        else:
+            # Connects and never says hello: the handshake is bounded by the
+            # leg's connect_timeout, then the connection is closed.
+            async with await anyio.connect_tcp("127.0.0.1", server_leg.port) as silent:
+                start = anyio.current_time()
+                with (
+                    anyio.fail_after(BOUND),
+                    pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)),
+                ):
+                    await silent.receive()
+                waited = anyio.current_time() - start
+            assert waited == pytest.approx(server_leg.connect_timeout, abs=0.1)
         assert bob.endpoint.statistics().requests_received == 0
         assert await settle_to(before) == before
         good_leg = TLSLeg(
