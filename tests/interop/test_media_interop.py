@@ -23,6 +23,7 @@ working directory, where the test writes it.
 from __future__ import annotations
 
 import math
+import random
 import socket
 import struct
 import wave
@@ -33,7 +34,7 @@ import pytest
 
 from trio_sip.media import alaw_encode
 
-from .peers import SCENARIOS, Address, free_port, run_sipp
+from .peers import SCENARIOS, Address, run_sipp
 from .test_cli_interop import trio_sip
 
 pytestmark = [pytest.mark.anyio, pytest.mark.interop]
@@ -102,6 +103,32 @@ def raw_sockets() -> None:
         pytest.skip("SIPp's play_pcap_audio needs raw sockets (root or CAP_NET_RAW)")
 
 
+def media_ports() -> int:
+    """The first of four free UDP ports on loopback, for SIPp's -mp.
+
+    SIPp binds the port, the next one, and the two after them for video, and
+    refuses to run if any is taken; so four in a row are checked, below the
+    usual range of ephemeral ports, where the system's own choices (RTP of
+    the trio-sip process, for one) cannot land.
+    """
+    rng = random.Random()
+    for _ in range(100):
+        first = rng.randrange(20000, 32000, 2)
+        sockets = []
+        try:
+            for port in range(first, first + 4):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+        return first
+    raise AssertionError("no four free UDP ports in a row")
+
+
 def power(samples: Sequence[int], frequency: float) -> float:
     """The Goertzel power of ``samples`` at ``frequency``."""
     coefficient = 2 * math.cos(2 * math.pi * frequency / RATE)
@@ -130,7 +157,7 @@ async def test_sipp_uac_pcap_is_received_and_recorded(
             global_timeout=15,
             workdir=workdir,
             # SIPp's media port (the source of the RTP it plays): free, not 6000.
-            extra_args=["-mp", str(free_port("127.0.0.1", "udp"))],
+            extra_args=["-mp", str(media_ports())],
             program=sipp,
         )
     assert result.ok, result.describe()
@@ -163,7 +190,7 @@ async def test_late_offer_answered_in_the_ack_sends_rtp_there(
     # port (-rtp_echo), so packets come back only if they went to the ACK's m=.
     tone = tmp_path / "tone.pcma"
     tone.write_bytes(b"".join(tone_frames(TONE, 0.2)))
-    media_port = free_port("127.0.0.1", "udp")
+    media_port = media_ports()
     async with trio_sip(
         "--backend", anyio_backend_name, "answer", "--listen", "udp:127.0.0.1:0",
         "--media", f"play:{tone}",
