@@ -216,8 +216,17 @@ class RedisConnection:
         Every reply is read before an error reply raises :class:`RedisError`
         (the first one), so that the connection stays in step.
         """
-        async with self._lock:
+        # Uncontended (always, through the pool) the lock is taken without a
+        # checkpoint of its own: the socket's send and receive checkpoint,
+        # and each extra trip through the scheduler costs per command.
+        try:
+            self._lock.acquire_nowait()
+        except anyio.WouldBlock:
+            await self._lock.acquire()
+        try:
             replies = await self._exchange(_encode(commands), len(commands))
+        finally:
+            self._lock.release()
         for reply in replies:
             if isinstance(reply, RedisError):
                 raise reply
@@ -330,17 +339,28 @@ class RedisClient:
         state: the first is caught here (the connection is broken), the
         second is the caller's (``UNWATCH``, or ``EXEC``/``DISCARD``).
         """
-        async with self._limit:
+        await self._acquire()
+        try:
             conn, _ = await self._take()
             try:
                 yield conn
             finally:
                 await self._give_back(conn)
+        finally:
+            self._limit.release()
+
+    async def _acquire(self) -> None:
+        # As RedisConnection.pipeline's lock: no checkpoint of its own when free.
+        try:
+            self._limit.acquire_nowait()
+        except anyio.WouldBlock:
+            await self._limit.acquire()
 
     async def pipeline(self, commands: Sequence[Command]) -> list[Reply]:
         """Send ``commands`` on one pooled connection, in one write; return the replies."""
         self._commands += len(commands)
-        async with self._limit:
+        await self._acquire()
+        try:
             for _attempt in range(2):
                 conn, reused = await self._take()
                 try:
@@ -353,6 +373,8 @@ class RedisClient:
                         raise
                 finally:
                     await self._give_back(conn)
+        finally:
+            self._limit.release()
         raise AssertionError("unreachable: the second attempt is on a fresh connection")
 
     async def execute(self, *command: bytes | str | int | float) -> Reply:
