@@ -25,7 +25,7 @@ from server._support import exchange, final
 from server.test_registrar import register, running
 from trio_sip.errors import TransportError
 from trio_sip.message import URI
-from trio_sip.server import Binding, MemoryStore
+from trio_sip.server import Binding
 from trio_sip.server.redis import RedisClient, RedisError, RedisURL
 from trio_sip.server.redis_store import RedisStore, StoreConflictError
 from trio_sip.server.store import open_store
@@ -61,12 +61,13 @@ def test_urls() -> None:
             RedisURL.parse(bad)
 
 
-def test_open_store_names_three_kinds() -> None:
-    assert isinstance(open_store(None), MemoryStore)
-    assert isinstance(open_store("memory"), MemoryStore)
-    assert isinstance(open_store("redis://127.0.0.1:1/0"), RedisStore)  # connects on first use
-    with pytest.raises(ValueError, match="sqlite:PATH"):
-        open_store("redis:x")
+def test_open_store_opens_redis_urls() -> None:
+    # No connection yet: the store connects on first use.
+    store = open_store("redis://127.0.0.1:1/3")
+    assert isinstance(store, RedisStore)
+    assert store.client.url == RedisURL("127.0.0.1", 1, 3)
+    with pytest.raises(ValueError, match="database must be a number"):
+        open_store("redis://127.0.0.1/x")
 
 
 async def test_replies_pipelines_and_errors(redis_server: RedisServer) -> None:
