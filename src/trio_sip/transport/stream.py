@@ -4,7 +4,9 @@ Connections are kept by peer address and reused in both directions: a
 response goes back on the connection its request came in on (section
 18.2.2), and a request to a peer that has a connection open to us uses it
 (also the flow a client registered over, so a client behind a NAT stays
-reachable, RFC 5626). Idle connections close after ``idle_timeout`` seconds.
+reachable, RFC 5626). Idle connections close after ``idle_timeout`` seconds;
+a connection whose writes stall for ``send_timeout`` seconds (a peer that
+stopped reading, or whose host vanished without closing) is closed.
 """
 
 from __future__ import annotations
@@ -45,9 +47,11 @@ class _Connection:
         self.closed = False
         self.incoming = incoming
 
-    async def send(self, data: bytes) -> None:
-        async with self.lock:
-            await self.stream.send(data)
+    async def send(self, data: bytes, bound: float) -> None:
+        """Send ``data`` whole; TimeoutError when the lock and the write take over ``bound``."""
+        with anyio.fail_after(bound):
+            async with self.lock:
+                await self.stream.send(data)
         self.last_activity = anyio.current_time()
 
 
@@ -65,6 +69,7 @@ class StreamLeg(Leg):
         advertise: str | None = None,
         idle_timeout: float = 300.0,
         connect_timeout: float = 10.0,
+        send_timeout: float = 30.0,
         limits: ParseLimits = DEFAULT_LIMITS,
     ) -> None:
         super().__init__(host, port, sock=sock, advertise=advertise)
@@ -73,6 +78,12 @@ class StreamLeg(Leg):
         #: Bound on opening an outgoing connection (a policy of the leg, not a
         #: call timeout: callers still bound deliveries with their own scopes).
         self.connect_timeout = connect_timeout
+        #: Bound on one write (waiting for the connection's lock included).
+        #: Past it the peer is taken as gone and the connection closed: a
+        #: write cut short leaves the stream mid-message (and a TLS record
+        #: half sent), so nothing more can go on it, and every sender queued
+        #: behind the stalled one would wait as long.
+        self.send_timeout = send_timeout
         self.limits = limits
         self._listener: SocketListener | None = None
         self._conns: dict[Address, _Connection] = {}
@@ -204,7 +215,15 @@ class StreamLeg(Leg):
 
     async def _send_on(self, conn: _Connection, data: bytes) -> None:
         try:
-            await conn.send(data)
+            await conn.send(data, self.send_timeout)
+        except TimeoutError as exc:
+            # Before OSError, of which TimeoutError is a subclass.
+            self.stats.send_errors += 1
+            await self._abandon(conn)
+            raise TransportFailure(
+                DeliveryFailure.TIMEOUT,
+                f"send to {format_address(conn.peer)} stalled for {self.send_timeout:g} s",
+            ) from exc
         except (OSError, ssl.SSLError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
             conn.closed = True
             self.stats.send_errors += 1
@@ -212,6 +231,14 @@ class StreamLeg(Leg):
                 DeliveryFailure.TRANSPORT, f"send to {conn.peer}: {exc}"
             ) from exc
         self.stats.bytes_out += len(data)
+
+    async def _abandon(self, conn: _Connection) -> None:
+        """Close a connection from the sending side; its reader then ends and forgets it."""
+        conn.closed = True
+        if self._conns.get(conn.peer) is conn:
+            del self._conns[conn.peer]
+        with anyio.CancelScope(shield=True):
+            await anyio.aclose_forcefully(conn.stream)
 
     # ----- sending --------------------------------------------------------------------
 
@@ -324,6 +351,7 @@ class TLSLeg(StreamLeg):
         advertise: str | None = None,
         idle_timeout: float = 300.0,
         connect_timeout: float = 10.0,
+        send_timeout: float = 30.0,
         limits: ParseLimits = DEFAULT_LIMITS,
         certfile: str | None = None,
         keyfile: str | None = None,
@@ -340,6 +368,7 @@ class TLSLeg(StreamLeg):
             advertise=advertise,
             idle_timeout=idle_timeout,
             connect_timeout=connect_timeout,
+            send_timeout=send_timeout,
             limits=limits,
         )
         if server_context is None and certfile is not None:
