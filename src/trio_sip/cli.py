@@ -545,9 +545,13 @@ def _rtp_line(call: Call, stats: MediaStatistics) -> str:
 
 
 async def _report_dtmf(call: Call) -> None:
-    """Print each DTMF digit the peer sends, one ``dtmf: D`` line each, as it comes."""
+    """Print each DTMF digit the peer sends as it comes: ``dtmf: D call_id=...``.
+
+    The Call-ID tells apart the digits of calls that ``answer`` has at once.
+    """
+    call_id = call.invite.call_id if call.invite is not None else "-"
     async for digit in call.dtmf():
-        print(f"dtmf: {digit}", flush=True)
+        print(f"dtmf: {digit} call_id={call_id}", flush=True)
 
 
 async def _run_media(

@@ -165,13 +165,17 @@ async def test_dtmf_sent_by_call_is_detected_by_answer(anyio_backend_name: str) 
     assert answer.returncode == 0, answer.err
     detected: list[list[str]] = [[]]
     callees = []
+    dtmf_calls = set()
     for line in answer.lines:
         if line.startswith("dtmf: "):
-            detected[-1].append(line.split()[1])
+            digit, call_id = line.split()[1:]
+            detected[-1].append(digit)
+            dtmf_calls.add(call_id)
         elif line.startswith("rtp: "):
             callees.append(rtp_stats([line]))
             detected.append([])
     assert detected[:-1] == [list(digits) for _, _, digits in sends], answer.out
+    assert dtmf_calls == {f"call_id={callee['call_id']}" for callee in callees}
     for (_, codec, digits), caller, callee in zip(sends, callers, callees, strict=True):
         assert caller["call_id"] == callee["call_id"]
         assert caller["codec"] == callee["codec"] == codec
