@@ -493,23 +493,33 @@ async def memory_row(backend: str, calls: int, rate: int, sipp: str) -> MemoryRe
             with tempfile.TemporaryDirectory(prefix="memory-sipp-") as work:
                 stats = Path(work) / "stats.csv"
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(
-                        lambda: run_sipp(
-                            "uac",
-                            answer.address,
-                            calls=calls,
-                            rate=rate,
-                            limit=calls,
-                            global_timeout=hold + 30,
-                            timeout_error=False,
-                            extra_args=["-d", str(round(hold * 1000)), "-fd", "1"],
-                            workdir=Path(work),
-                            program=sipp,
-                        )
-                    )
+                    load_done = anyio.Event()
+
+                    async def load() -> None:
+                        # Ends only early (SIPp failed, or exited): normally
+                        # it is cancelled once the size is read.
+                        try:
+                            await run_sipp(
+                                "uac",
+                                answer.address,
+                                calls=calls,
+                                rate=rate,
+                                limit=calls,
+                                global_timeout=hold + 30,
+                                timeout_error=False,
+                                extra_args=["-d", str(round(hold * 1000)), "-fd", "1"],
+                                workdir=Path(work),
+                                program=sipp,
+                            )
+                        except PeerError as exc:
+                            out.error = str(exc).splitlines()[0]
+                        finally:
+                            load_done.set()
+
+                    tg.start_soon(load)
                     created = 0
                     with anyio.move_on_after(setup * 3 + 30):
-                        while created < calls:
+                        while created < calls and not load_done.is_set():
                             await anyio.sleep(0.5)
                             created = _count(_read_stats(stats), "TotalCallCreated")
                     await anyio.sleep(1.5)  # the last answers, one more statistics line
