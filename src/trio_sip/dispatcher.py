@@ -62,6 +62,8 @@ log = logging.getLogger("trio_sip.dispatcher")
 #: RFC 3261 section 18.1.1: a request over 1300 bytes (path MTU unknown) goes
 #: over a congestion-controlled transport (TCP) when one is available.
 PATH_MTU_LIMIT = 1300
+#: How many stream-borne transactions remember their connection (RFC 3261 18.2.2).
+STREAM_SOURCES = 65536
 
 #: Called once per delivery: ``None`` on definite delivery, or the error.
 DeliveryCallback = Callable[[DeliveryError | None], object]
@@ -226,6 +228,9 @@ class Dispatcher:
         self._receiver_is_async = False
         self._queue: dict[Hashable, _Delivery] = {}
         self._cache: dict[Hashable, _CacheEntry] = {}
+        # Where requests that came over a stream came from (leg, peer), by
+        # transaction, newest last; bounded, oldest dropped first.
+        self._stream_sources: dict[Hashable, tuple[Leg, Address]] = {}
         self._expiry: deque[tuple[float, Hashable]] = deque()
         self._expiry_wakeup = anyio.Event()
         self._tg: anyio.abc.TaskGroup | None = None
@@ -423,6 +428,11 @@ class Dispatcher:
         top = request.headers.first_value("via")
         if top is None or common_via_host(top) != from_addr[0] or "rport" in top.lower():
             self._stamp_received(request, from_addr)
+        if leg.reliable and request.method != "ACK":
+            sources = self._stream_sources
+            if len(sources) >= STREAM_SOURCES:
+                del sources[next(iter(sources))]
+            sources[_cache_key(request)] = (leg, from_addr)
         if not self.response_cache:
             return True
         key = _cache_key(request)
@@ -843,6 +853,13 @@ class Dispatcher:
         retransmit: bool,
     ) -> Hashable:
         target: Target
+        if dst is None and response.top_via.reliable:
+            # RFC 3261 section 18.2.2: over a stream, the response goes back on
+            # the connection the request came on while it is open, whatever
+            # the Via says (a client without rport listens elsewhere).
+            source = self._stream_sources.get(_cache_key(response))
+            if source is not None and source[0].connection_to(source[1]):
+                leg, dst = source
         if dst is not None:
             proto = leg.proto if leg is not None else response.top_via.transport.lower()
             target = Target(proto, dst[0], dst[1])

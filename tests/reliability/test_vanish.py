@@ -234,20 +234,14 @@ async def test_registrar_down_first_register_fails_then_refresh_backs_off_and_re
         tg.cancel_scope.cancel()
 
 
-FIRST_SEND_BUG = (
-    "Endpoint._perform_client (Terminate) asks tx.machine.key of a request whose "
-    "Via the Dispatcher removed after the failed send: ParseError ends the Endpoint"
-)
-
-
 @pytest.mark.virtual_time
 @pytest.mark.parametrize(
     "proto",
     [
         "udp",
         # Over TCP a registrar that is down refuses the connection: the
-        # refresh's first send fails, which the Endpoint does not survive.
-        pytest.param("tcp", marks=pytest.mark.xfail(strict=True, reason=FIRST_SEND_BUG)),
+        # refresh's first send fails, and the Endpoint must survive that.
+        "tcp",
     ],
 )
 async def test_registrar_restarted_on_its_port_gets_the_binding_back(proto: str) -> None:
@@ -382,11 +376,6 @@ async def test_tcp_peer_that_stops_reading_is_dropped_after_the_send_timeout() -
         await assert_nothing_leaked(before)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Dispatcher.response_target sends to the Via's sent-by port, not on the open "
-    "connection the request came on",
-)
 async def test_response_without_rport_goes_back_on_the_open_connection() -> None:
     leg = TCPLeg("127.0.0.1", 0)
     async with (
@@ -556,7 +545,6 @@ async def test_tls_client_with_bad_certificate_is_refused_and_the_leg_keeps_serv
         assert bob.endpoint.statistics().requests_received == 1
 
 
-@pytest.mark.xfail(strict=True, reason=FIRST_SEND_BUG)
 @pytest.mark.parametrize("peer", ["tcp-closed", "tls-untrusted"])
 async def test_request_whose_first_send_fails_ends_at_once_with_503(
     certificates: Certificates, peer: str

@@ -143,6 +143,9 @@ class _ClientTx:
     dst: Address
     owner: ClientRequest | None
     timers: dict[Timer, anyio.CancelScope] = field(default_factory=dict)
+    #: The key it is filed under in Endpoint._client, once filed. Kept, not
+    #: recomputed: a request whose first send failed has lost its Via.
+    key: ClientKey | None = None
 
 
 @dataclass(eq=False)
@@ -715,8 +718,8 @@ class Endpoint:
                     status = 408 if reason is Failure.TIMEOUT else 503
                     await self._client_failed(tx, status)
                 case Terminate():
-                    if self._client.get(tx.machine.key) is tx:
-                        del self._client[tx.machine.key]
+                    if tx.key is not None and self._client.get(tx.key) is tx:
+                        del self._client[tx.key]
                 case _:
                     log.debug("client transaction action %r ignored", action)
 
@@ -736,7 +739,8 @@ class Endpoint:
         finally:
             self._in_flight.discard(tx)
         if not tx.machine.terminated:
-            self._client[tx.machine.key] = tx
+            tx.key = tx.machine.key
+            self._client[tx.key] = tx
 
     async def _send_raw(self, tx: _ClientTx, data: bytes) -> None:
         try:
@@ -980,6 +984,7 @@ class Endpoint:
         for tx in self._in_flight:
             request = tx.machine.request
             if "via" in request.headers and client_key(request) == key:
+                tx.key = key
                 self._client[key] = tx
                 return tx
         return None

@@ -376,6 +376,10 @@ class Leg(abc.ABC):
 
     # ----- I/O ------------------------------------------------------------------------
 
+    def connection_to(self, peer: Address) -> bool:
+        """True when a connection to ``peer`` is open (stream legs; never for UDP)."""
+        return False
+
     @abc.abstractmethod
     async def bind(self) -> None:
         """Open and bind the socket (port 0 becomes the ephemeral port)."""
