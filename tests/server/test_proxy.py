@@ -7,10 +7,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from dispatcher._peer import UDPPeer, udp_peer
 from trio_sip.dispatcher import Dispatcher
+from trio_sip.errors import TransportError
 from trio_sip.message import URI, Request, Response, make_response, parse_message
 from trio_sip.message.digest import authorize, parse_challenges
 from trio_sip.server import (
@@ -384,3 +386,26 @@ async def test_options_for_the_proxy_itself_is_answered_not_forwarded(nowait: bo
         await caller.send(other, proxy_address(disp))
         request = await forwarded(callee, 1)
         assert request.method == "OPTIONS"
+
+
+class _StoreDown(MemoryStore):
+    """A location store that cannot be reached (a shared store's server is down)."""
+
+    async def get(self, aor: str) -> list[Binding]:
+        await anyio.lowlevel.checkpoint()
+        raise TransportError("connection refused")
+
+
+async def test_location_service_down_is_503_with_retry_after() -> None:
+    async with running() as (caller, _callee, _p, disp):
+        registrar = Registrar(disp, _StoreDown(), domains=["example.com"])
+        proxy = StatelessProxy(disp, registrar=registrar, domains=["example.com"])
+        disp.set_receiver(proxy)
+        answer = final(
+            await exchange(caller, proxy_address(disp), invite(caller, "sip:bob@example.com"))
+        )
+        assert answer.status == 503
+        assert answer.headers.get("retry-after") == "5"
+        # The proxy is still there: the next request is answered too.
+        again = invite(caller, "sip:bob@example.com", branch="z9hG4bKagain")
+        assert final(await exchange(caller, proxy_address(disp), again)).status == 503

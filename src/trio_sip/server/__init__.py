@@ -1,4 +1,4 @@
-"""Server-side elements that sit on a Dispatcher: chain, authorize, registrar, proxy.
+"""Server-side elements that sit on a Dispatcher: chain, authorize, registrar, proxy, stores.
 
 As in Net::SIP, a registrar and a stateless proxy use the Dispatcher
 directly (no transaction layer): a :class:`ReceiveChain` of handlers is the
@@ -17,8 +17,10 @@ from .chain import (
     reply,
 )
 from .proxy import ProxyStatistics, StatelessProxy
+from .redis import RedisClient, RedisClientStatistics, RedisError, RedisURL, StaleConnectionError
+from .redis_store import RedisStore, RedisStoreStatistics, StoreConflictError
 from .registrar import Registrar, RegistrarStatistics, aor_of
-from .store import Binding, BindingStore, MemoryStore, SQLiteStore
+from .store import Binding, BindingStore, MemoryStore, SQLiteStore, open_store
 
 __all__ = [
     "AnsweredInvites",
@@ -36,12 +38,21 @@ __all__ = [
     "Nonces",
     "ProxyStatistics",
     "ReceiveChain",
+    "RedisClient",
+    "RedisClientStatistics",
+    "RedisError",
+    "RedisStore",
+    "RedisStoreStatistics",
+    "RedisURL",
     "Redirect",
     "Registrar",
     "RegistrarStatistics",
     "SQLiteStore",
     "Secret",
+    "StaleConnectionError",
     "StatelessProxy",
+    "StoreConflictError",
     "aor_of",
+    "open_store",
     "reply",
 ]

@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import hmac
 import ipaddress
+import logging
 import os
 from collections.abc import Awaitable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Final
 
 import anyio
 
-from ..errors import DeliveryError, ParseError
+from ..errors import DeliveryError, ParseError, SIPError
 from ..message import KNOWN_METHODS, MAGIC_COOKIE, URI, NameAddr, Request, Response, Via
 from ..resolver import Target
 from ..transport.leg import Address, Leg, TransportFailure, is_ip_literal
@@ -36,6 +37,8 @@ from .chain import AnsweredInvites, reply
 if TYPE_CHECKING:
     from ..dispatcher import Dispatcher
     from .registrar import Registrar
+
+log = logging.getLogger("trio_sip.server.proxy")
 
 __all__ = ["StatelessProxy", "ProxyStatistics"]
 
@@ -397,7 +400,24 @@ class StatelessProxy:
                 await self._reply(request, 403, leg, reason="Relaying denied")
                 return
             if local and self.registrar is not None and uri.user is not None:
-                bindings = await self.registrar.lookup(uri)
+                try:
+                    bindings = await self.registrar.lookup(uri)
+                except SIPError as exc:
+                    # The location service is down (a shared store out of
+                    # reach). Section 21.5.4: 503 with Retry-After says it
+                    # is temporary; an ACK has nobody to tell.
+                    log.warning("location lookup for %s failed: %s", uri, exc)
+                    if method == "ACK":
+                        self._dropped += 1
+                    else:
+                        await self._reply(
+                            request,
+                            503,
+                            leg,
+                            reason="Location Service Unavailable",
+                            headers=[("Retry-After", "5")],
+                        )
+                    return
                 if not bindings:
                     if method == "ACK":
                         self._dropped += 1
