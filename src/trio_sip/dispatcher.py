@@ -250,6 +250,10 @@ class Dispatcher:
     # ----- life cycle -----------------------------------------------------------------
 
     async def __aenter__(self) -> Dispatcher:
+        if self._exit_stack is not None:
+            # Entered twice (say, by hand and by a UserAgent given it): the
+            # second exit would find nothing to close.
+            raise RuntimeError("this Dispatcher is already running; enter it only once")
         stack = contextlib.AsyncExitStack()
         await stack.__aenter__()
         try:

@@ -269,3 +269,12 @@ async def test_statistics_count_packets() -> None:
     (leg_stats,) = stats.legs.values()
     assert leg_stats.packets_out == 3
     assert stats.deliveries_pending == 0
+
+
+async def test_entering_a_running_dispatcher_again_is_a_clear_error() -> None:
+    async with Dispatcher(["udp:127.0.0.1:0"]) as disp:
+        with pytest.raises(RuntimeError, match="already running"):
+            async with disp:
+                pass  # never reached: entering failed
+        # The first entry is untouched and still works.
+        assert disp.legs[0].port != 0
