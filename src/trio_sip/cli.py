@@ -22,7 +22,15 @@ import sqlite3
 import sys
 import time
 import wave
-from collections.abc import Awaitable, Callable, Coroutine, Hashable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Hashable,
+    Mapping,
+    Sequence,
+)
 from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
@@ -430,9 +438,26 @@ def _internal_leg(legs: Sequence[Leg]) -> str | None:
     return None
 
 
+@contextlib.asynccontextmanager
+async def _store_opened(spec: str | None) -> AsyncIterator[BindingStore]:
+    """The ``--store``, closed (a Redis pool, an SQLite file) after its users stop."""
+    store = _open_store(spec)
+    try:
+        yield store
+    finally:
+        with anyio.CancelScope(shield=True):
+            await store.aclose()
+
+
 async def _proxy(args: argparse.Namespace) -> int:
+    if not args.registrar:
+        return await _run_proxy(args, None)
+    async with _store_opened(args.store) as store:
+        return await _run_proxy(args, store)
+
+
+async def _run_proxy(args: argparse.Namespace, store: BindingStore | None) -> int:
     legs = [_leg_spec(args, spec) for spec in args.listen]
-    store = _open_store(args.store) if args.registrar else None
     # A stateless proxy neither caches responses nor retransmits (RFC 3261
     # section 16.11): the endpoints' transactions do that, end to end.
     async with (
@@ -482,8 +507,12 @@ async def _proxy(args: argparse.Namespace) -> int:
 
 
 async def _registrar_command(args: argparse.Namespace) -> int:
+    async with _store_opened(args.store) as store:
+        return await _run_registrar(args, store)
+
+
+async def _run_registrar(args: argparse.Namespace, store: BindingStore) -> int:
     legs = [_leg_spec(args, spec) for spec in args.listen]
-    store = _open_store(args.store)
     # The registrar keeps the response cache: a retransmitted REGISTER is
     # answered from it instead of failing section 10.3 step 7's CSeq check.
     async with _dispatcher(args, legs) as disp:
