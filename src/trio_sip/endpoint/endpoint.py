@@ -16,8 +16,9 @@ returns a :class:`ClientRequest` to await the final response on.
 from __future__ import annotations
 
 import logging
+import math
 import secrets
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +91,7 @@ from .dialog import (
     dialog_id_of_request,
     dialog_id_of_response,
 )
+from .scheduler import Scheduled, Scheduler
 
 __all__ = [
     "ClientRequest",
@@ -131,6 +133,8 @@ class EndpointStatistics:
     incoming_queued: int
     requests_received: int
     requests_rejected: int
+    #: Timers armed now (transaction timers, 100 Trying, 2xx retransmission, ACK memory).
+    timers: int = 0
 
 
 # ----- transactions with their I/O state ----------------------------------------------
@@ -142,7 +146,7 @@ class _ClientTx:
     leg: Leg
     dst: Address
     owner: ClientRequest | None
-    timers: dict[Timer, anyio.CancelScope] = field(default_factory=dict)
+    timers: dict[Timer, Scheduled] = field(default_factory=dict)
     #: The key it is filed under in Endpoint._client, once filed. Kept, not
     #: recomputed: a request whose first send failed has lost its Via.
     key: ClientKey | None = None
@@ -154,9 +158,11 @@ class _ServerTx:
     leg: Leg
     source: Address
     local_tag: str
-    timers: dict[Timer, anyio.CancelScope] = field(default_factory=dict)
-    trying: anyio.CancelScope | None = None
-    cancelled: anyio.Event = field(default_factory=anyio.Event)
+    timers: dict[Timer, Scheduled] = field(default_factory=dict)
+    #: The delayed 100 Trying (17.2.1), while it may still go out.
+    trying: Scheduled | None = None
+    #: A CANCEL arrived for it (9.2).
+    cancelled: bool = False
     dialog: Dialog | None = None
     #: Further keys it is filed under: an RFC 2543 client's ACK (17.2.3).
     extra_keys: list[ServerKey | LegacyServerKey] = field(default_factory=list)
@@ -168,10 +174,31 @@ class _Pending2xx:
 
     response: Response
     dialog: Dialog
-    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
-    #: Set when the ACK came, or when the wait for it ended without one.
-    acked: anyio.Event = field(default_factory=anyio.Event)
+    #: When the 2xx goes again, and when the wait for the ACK ends (64*T1).
+    intervals: Iterator[float]
+    next_at: float
+    give_up_at: float
+    #: The next retransmission (or the end of the wait), while one is armed.
+    timer: Scheduled | None = None
+    #: True once the ACK came, or the wait for it ended without one.
+    settled: bool = False
+    #: Made only when someone waits (wait_ack): most 2xx answers have no waiter.
+    acked: anyio.Event | None = None
     ack: Request | None = None
+
+
+@dataclass(eq=False, slots=True)
+class _DialogEnd:
+    """What to do when a dialog ends: wake its waiters, call its callbacks."""
+
+    event: anyio.Event | None = None
+    callbacks: list[Callable[[], object]] = field(default_factory=list)
+
+    def fire(self) -> None:
+        if self.event is not None:
+            self.event.set()
+        for callback in self.callbacks:
+            callback()
 
 
 # ----- the client request handle ------------------------------------------------------
@@ -356,7 +383,9 @@ class Endpoint:
         self._in_flight: set[_ClientTx] = set()
         self._server: dict[ServerKey | LegacyServerKey, _ServerTx] = {}
         self._dialogs: dict[DialogId, Dialog] = {}
-        self._dialog_ended: dict[DialogId, anyio.Event] = {}
+        # Per live dialog: what to do when it ends. The Event is made only
+        # when someone waits (wait_dialog_ended), the callbacks only when asked.
+        self._dialog_ended: dict[DialogId, _DialogEnd] = {}
         self._pending_2xx: dict[tuple[DialogId, int], _Pending2xx] = {}
         #: The 2xx answers to INVITEs by id(response), for wait_ack(), while their dialog lives.
         self._answered: dict[DialogId, dict[int, _Pending2xx]] = {}
@@ -367,6 +396,8 @@ class Endpoint:
         self._in_send: MemoryObjectSendStream[Request] = send
         self._in_receive: MemoryObjectReceiveStream[Request] = receive
         self._tg: anyio.abc.TaskGroup | None = None
+        # Every timer of every transaction and dialog, on one task.
+        self._timers = Scheduler()
         self._received = 0
         self._rejected = 0
 
@@ -376,6 +407,7 @@ class Endpoint:
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
+        tg.start_soon(self._timers.run)
         # The server transactions answer retransmitted requests and absorb
         # the ACK of a non-2xx; a second copy of that logic in the cache
         # would swallow what the machines must see.
@@ -435,11 +467,6 @@ class Endpoint:
         if self._tg is not None:
             self._tg.start_soon(fn)
 
-    def _task_group(self) -> anyio.abc.TaskGroup:
-        if self._tg is None:
-            raise RuntimeError("the Endpoint is not running: use 'async with Endpoint(...)'")
-        return self._tg
-
     # ----- public API: server side ----------------------------------------------------
 
     async def incoming(self) -> AsyncIterator[Request]:
@@ -493,7 +520,12 @@ class Endpoint:
         pending = self._answered.get(did, {}).get(id(response)) if did is not None else None
         if pending is None or pending.response is not response:
             raise RequestFailed(f"{response.summary()} is no 2xx to an INVITE in a live dialog")
-        await pending.acked.wait()
+        if not pending.settled:
+            if pending.acked is None:
+                pending.acked = anyio.Event()
+            await pending.acked.wait()
+        else:
+            await anyio.lowlevel.checkpoint()
         return pending.ack
 
     def dialog_of(self, message: Request | Response) -> Dialog | None:
@@ -510,15 +542,31 @@ class Endpoint:
     def was_cancelled(self, request: Request) -> bool:
         """True when a CANCEL arrived for the INVITE ``request``."""
         tx = self._server.get(server_key(request))
-        return tx is not None and tx.cancelled.is_set()
+        return tx is not None and tx.cancelled
 
     async def wait_dialog_ended(self, dialog: Dialog) -> None:
         """Wait until ``dialog`` is over (BYE either way, missing ACK, closing)."""
-        event = self._dialog_ended.get(dialog.id)
-        if event is None:
+        ended = self._dialog_ended.get(dialog.id)
+        if ended is None:
             await anyio.lowlevel.checkpoint()
             return
-        await event.wait()
+        if ended.event is None:
+            ended.event = anyio.Event()
+        await ended.event.wait()
+
+    def on_dialog_ended(self, dialog: Dialog, callback: Callable[[], object]) -> None:
+        """Call ``callback`` (synchronous, no arguments) when ``dialog`` is over.
+
+        What :meth:`wait_dialog_ended` waits for, for a caller that has no
+        task to wait in (the UserAgent's calls). Called at once when the
+        dialog is over already. An exception from ``callback`` propagates to
+        whatever ended the dialog.
+        """
+        ended = self._dialog_ended.get(dialog.id)
+        if ended is None:
+            callback()
+            return
+        ended.callbacks.append(callback)
 
     @property
     def dialogs(self) -> tuple[Dialog, ...]:
@@ -588,6 +636,7 @@ class Endpoint:
             incoming_queued=self._in_receive.statistics().current_buffer_used,
             requests_received=self._received,
             requests_rejected=self._rejected,
+            timers=self._timers.statistics().pending,
         )
 
     # ----- building requests ----------------------------------------------------------
@@ -709,9 +758,7 @@ class Endpoint:
                 case ArmTimer(timer=timer, delay=delay):
                     self._arm(tx, timer, delay)
                 case CancelTimer(timer=timer):
-                    scope = tx.timers.pop(timer, None)
-                    if scope is not None:
-                        scope.cancel()
+                    self._cancel_timer(tx, timer)
                 case PassToTU(message=message) if isinstance(message, Response):
                     await self._client_response(tx, message)
                 case InformTU(reason=reason):
@@ -766,22 +813,28 @@ class Endpoint:
             old.cancel()
         if tx.machine.terminated:
             return  # it ended while the actions that armed it were performed
-        scope = anyio.CancelScope()
-        tx.timers[timer] = scope
-        self._task_group().start_soon(self._run_timer, tx, timer, delay, scope)
+        tx.timers[timer] = self._timers.call_later(delay, lambda: self._timer_due(tx, timer))
 
-    async def _run_timer(
-        self, tx: _ClientTx | _ServerTx, timer: Timer, delay: float, scope: anyio.CancelScope
-    ) -> None:
-        with scope:
-            await anyio.sleep(delay)
-        if scope.cancelled_caught or tx.timers.get(timer) is not scope:
-            return
+    def _timer_due(self, tx: _ClientTx | _ServerTx, timer: Timer) -> Awaitable[object] | None:
+        # A timer that fires is the one filed: re-arming or cancelling one
+        # cancels the entry, so a cancelled one never gets here.
         del tx.timers[timer]
-        if isinstance(tx, _ClientTx):
-            await self._feed_client(tx, TimerFired(timer))
-        else:
-            await self._feed_server(tx, TimerFired(timer))
+        if isinstance(tx, _ServerTx):
+            # Retransmissions over UDP and the end of the transaction: quick.
+            return self._feed_server(tx, TimerFired(timer))
+        owner = tx.owner
+        if timer in (Timer.B, Timer.F) or (owner is not None and owner._routes):
+            # A timeout (or a failed retransmission) may move on to the next
+            # target, a new transaction that may wait (a TCP connect): in a
+            # task of its own, as the timer task must not wait for it.
+            self._spawn(lambda: self._feed_client(tx, TimerFired(timer)))
+            return None
+        return self._feed_client(tx, TimerFired(timer))
+
+    def _cancel_timer(self, tx: _ClientTx | _ServerTx, timer: Timer) -> None:
+        entry = tx.timers.pop(timer, None)
+        if entry is not None:
+            entry.cancel()
 
     # ----- client side: responses -----------------------------------------------------
 
@@ -1018,7 +1071,9 @@ class Endpoint:
         if pending is not None:
             pending.ack = ack
             self._settle(pending)
-            pending.scope.cancel()
+            if pending.timer is not None:
+                pending.timer.cancel()
+                pending.timer = None
 
     async def _feed_server(self, tx: _ServerTx, event: Event) -> None:
         await self._perform_server(tx, tx.machine.handle(event))
@@ -1032,9 +1087,7 @@ class Endpoint:
                 case ArmTimer(timer=timer, delay=delay):
                     self._arm(tx, timer, delay)
                 case CancelTimer(timer=timer):
-                    scope = tx.timers.pop(timer, None)
-                    if scope is not None:
-                        scope.cancel()
+                    self._cancel_timer(tx, timer)
                 case PassToTU(message=message) if isinstance(message, Request):
                     if message.method == "ACK":
                         self._ack_for_2xx(message)
@@ -1101,9 +1154,7 @@ class Endpoint:
             await self._reject(tx, 503, [("Retry-After", "5")])
             return
         if method == "INVITE":
-            scope = anyio.CancelScope()
-            tx.trying = scope
-            self._task_group().start_soon(self._trying_after_delay, tx, scope)
+            tx.trying = self._timers.call_later(self.trying_delay, lambda: self._trying_due(tx))
 
     def _our_invite_pending(self, dialog: Dialog) -> bool:
         for tx in self._client.values():
@@ -1128,12 +1179,17 @@ class Endpoint:
                 return True
         return False
 
-    async def _trying_after_delay(self, tx: _ServerTx, scope: anyio.CancelScope) -> None:
-        with scope:
-            await anyio.sleep(self.trying_delay)
-            machine = tx.machine
-            if machine.state is ServerInviteState.PROCEEDING and machine.last_response is None:
-                await self._respond(tx, 100)
+    def _trying_due(self, tx: _ServerTx) -> Awaitable[object] | None:
+        tx.trying = None
+        machine = tx.machine
+        if machine.state is not ServerInviteState.PROCEEDING or machine.last_response is not None:
+            return None
+        if tx.leg.reliable:
+            # A stream may make the send wait (a full buffer): not in the
+            # timer task, which every other timer waits for.
+            self._spawn(lambda: self._respond(tx, 100))
+            return None
+        return self._respond(tx, 100)
 
     def _capabilities(self) -> list[tuple[str, str]]:
         headers = [("Allow", ", ".join(self.allow))]
@@ -1150,7 +1206,7 @@ class Endpoint:
             await self._respond(tx, 481)
             return
         await self._respond(tx, 200)
-        target.cancelled.set()
+        target.cancelled = True
         if target.machine.state is ServerInviteState.PROCEEDING:
             # 9.2: the INVITE is answered 487 unless it had its final response.
             await self._respond(target, 487)
@@ -1200,10 +1256,19 @@ class Endpoint:
         if status >= 300 and tx.dialog is not None and tx.dialog.state is DialogState.EARLY:
             self._end_dialog(tx.dialog)  # 12.3: a non-2xx final ends the early dialog
         if creates and status >= 200 and request.method == "INVITE" and tx.dialog is not None:
-            pending = _Pending2xx(response, tx.dialog)
+            # 13.3.1.4: the 2xx goes again at T1, 2*T1 ... up to T2 until the
+            # ACK (over a stream only the wait for the ACK); 64*T1 at most.
+            now = anyio.current_time()
+            pending = _Pending2xx(
+                response,
+                tx.dialog,
+                intervals=retransmit_intervals(RetransmitKind.INVITE_2XX_RESPONSE, self.config),
+                next_at=math.inf if tx.leg.reliable else now,
+                give_up_at=now + self.config.duration(Timer.H),
+            )
             self._answered.setdefault(tx.dialog.id, {})[id(response)] = pending
             self._pending_2xx[(tx.dialog.id, request.cseq.seq)] = pending
-            self._task_group().start_soon(self._retransmit_2xx, tx, pending)
+            self._arm_2xx(tx, pending)
         return response
 
     def _uas_dialog(self, tx: _ServerTx, response: Response, contact: NameAddr) -> None:
@@ -1229,39 +1294,42 @@ class Endpoint:
         tx.dialog = dialog
 
     def _settle(self, pending: _Pending2xx) -> None:
-        pending.acked.set()
+        pending.settled = True
+        if pending.acked is not None:
+            pending.acked.set()
 
-    async def _retransmit_2xx(self, tx: _ServerTx, pending: _Pending2xx) -> None:
-        # 13.3.1.4: the 2xx goes again at T1, 2*T1 ... up to T2 until the ACK;
-        # without an ACK after 64*T1 the dialog is confirmed and then ended.
-        key = (pending.dialog.id, tx.machine.request.cseq.seq)
-        with pending.scope:
-            with anyio.move_on_after(self.config.duration(Timer.H)):
-                intervals = retransmit_intervals(RetransmitKind.INVITE_2XX_RESPONSE, self.config)
-                while True:
-                    await anyio.sleep(next(intervals))
-                    if tx.leg.reliable:
-                        continue
-                    machine = tx.machine
-                    if not machine.terminated and machine.state is ServerInviteState.ACCEPTED:
-                        await self._feed_server(tx, response_from_tu(pending.response))
-                    else:
-                        await self._deliver_quietly(pending.response, tx.leg)
+    def _arm_2xx(self, tx: _ServerTx, pending: _Pending2xx) -> None:
+        pending.next_at += next(pending.intervals)
+        pending.timer = self._timers.call_at(
+            min(pending.next_at, pending.give_up_at), lambda: self._2xx_due(tx, pending)
+        )
+
+    def _2xx_due(self, tx: _ServerTx, pending: _Pending2xx) -> Awaitable[object] | None:
+        pending.timer = None
+        if pending.next_at >= pending.give_up_at:
+            # 13.3.1.4: no ACK after 64*T1: the dialog is confirmed and then ended.
+            key = (pending.dialog.id, tx.machine.request.cseq.seq)
             if self._pending_2xx.get(key) is pending:
                 del self._pending_2xx[key]
             self._settle(pending)
             log.info("no ACK for %s: ending the dialog", pending.response.summary())
-            await self._bye(pending.dialog)
+            # The BYE waits for its answer: in a task, not in the timer task.
+            self._spawn(lambda: self._bye(pending.dialog))
+            return None
+        self._arm_2xx(tx, pending)
+        machine = tx.machine
+        if not machine.terminated and machine.state is ServerInviteState.ACCEPTED:
+            return self._feed_server(tx, response_from_tu(pending.response))
+        return self._deliver_quietly(pending.response, tx.leg)
 
-    async def _forget_ack(self, did: DialogId) -> None:
-        await anyio.sleep(self.config.duration(Timer.M))
+    def _forget_ack(self, did: DialogId) -> None:
         self._acks.pop(did, None)
 
     # ----- dialogs --------------------------------------------------------------------
 
     def _add_dialog(self, dialog: Dialog) -> None:
         self._dialogs[dialog.id] = dialog
-        self._dialog_ended[dialog.id] = anyio.Event()
+        self._dialog_ended[dialog.id] = _DialogEnd()
 
     def _end_dialog(self, dialog: Dialog) -> None:
         dialog.terminate()
@@ -1270,10 +1338,11 @@ class Endpoint:
         if dialog.id in self._acks:
             # The ACK stays for 64*T1 (Timer M): a late 2xx retransmission
             # still gets it, and no new dialog.
-            self._spawn(lambda: self._forget_ack(dialog.id))
-        event = self._dialog_ended.pop(dialog.id, None)
-        if event is not None:
-            event.set()
+            did = dialog.id
+            self._timers.call_later(self.config.duration(Timer.M), lambda: self._forget_ack(did))
+        ended = self._dialog_ended.pop(dialog.id, None)
+        if ended is not None:
+            ended.fire()
 
 
 def _uas_dialog_id(response: Response) -> DialogId | None:

@@ -1,0 +1,158 @@
+"""Many timers on one task: a heap of deadlines with lazy cancellation.
+
+The Endpoint runs every transaction timer (RFC 3261 section 17), the delayed
+100 Trying (17.2.1) and the 2xx retransmission schedule (13.3.1.4) here. A task
+and a cancel scope per timer cost about ten tasks per call in an answering UA,
+and the tasks of held calls most of its memory; with the heap, arming a timer
+is a push and cancelling it sets a flag. One task sleeps until the earliest
+deadline (a cancel scope whose deadline moves when an earlier timer is armed)
+and fires what is due in deadline order, timers due at the same instant in the
+order they were armed.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import NoReturn
+
+import anyio
+
+__all__ = ["Scheduled", "Scheduler", "SchedulerStatistics", "TimerCallback"]
+
+#: What a timer calls when due: it returns None, or an awaitable that the timer
+#: task awaits before it fires the next timer (so it must not wait long: work
+#: that may, such as a new transaction, goes into a task of its own).
+TimerCallback = Callable[[], Awaitable[object] | None]
+
+# Cancelled entries stay in the heap until their deadline; once they are more
+# than half of it (and more than this many), the heap is rebuilt without them.
+_COMPACT_AT = 256
+
+
+class Scheduled:
+    """A timer armed with :meth:`Scheduler.call_at`; :meth:`cancel` stops it."""
+
+    __slots__ = ("_callback", "_scheduler", "deadline")
+
+    def __init__(self, scheduler: Scheduler, deadline: float, callback: TimerCallback) -> None:
+        self._scheduler: Scheduler | None = scheduler
+        self._callback: TimerCallback | None = callback
+        #: When it fires, on the anyio clock.
+        self.deadline = deadline
+
+    @property
+    def pending(self) -> bool:
+        """True until it fires or is cancelled."""
+        return self._scheduler is not None
+
+    def cancel(self) -> None:
+        """Stop it; nothing happens if it fired or was cancelled already."""
+        scheduler = self._scheduler
+        if scheduler is not None:
+            self._scheduler = None
+            self._callback = None  # let go of what the callback holds at once
+            scheduler._forget(self)
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerStatistics:
+    """What a :class:`Scheduler` holds and has done."""
+
+    #: Timers armed and neither fired nor cancelled.
+    pending: int
+    #: Entries in the heap, cancelled ones not removed yet included.
+    heap_size: int
+    fired: int
+    cancelled: int
+
+
+class Scheduler:
+    """Timers on the anyio clock, fired by one task: :meth:`run`.
+
+    Arm with :meth:`call_at` or :meth:`call_later` (no task, no cancel
+    scope), stop with :meth:`Scheduled.cancel`. Run :meth:`run` in a task
+    group; cancelling that task group stops every timer.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Scheduled]] = []
+        self._seq = itertools.count()
+        # The cancel scope the run() task sleeps in, while it sleeps.
+        self._sleep: anyio.CancelScope | None = None
+        self._pending = 0
+        self._dead = 0
+        self._fired = 0
+        self._cancelled = 0
+
+    def call_at(self, deadline: float, callback: TimerCallback) -> Scheduled:
+        """Call ``callback`` at ``deadline`` (:func:`anyio.current_time`'s clock)."""
+        entry = Scheduled(self, deadline, callback)
+        heapq.heappush(self._heap, (deadline, next(self._seq), entry))
+        self._pending += 1
+        sleep = self._sleep
+        if sleep is not None and deadline < sleep.deadline:
+            sleep.deadline = deadline  # an earlier timer: wake up for it
+        return entry
+
+    def call_later(self, delay: float, callback: TimerCallback) -> Scheduled:
+        """Call ``callback`` ``delay`` seconds from now."""
+        return self.call_at(anyio.current_time() + delay, callback)
+
+    def _forget(self, entry: Scheduled) -> None:
+        self._pending -= 1
+        self._cancelled += 1
+        self._dead += 1
+        heap = self._heap
+        if heap[0][2] is entry:
+            # The one the task sleeps for: drop it (and dead ones behind it)
+            # and sleep until the next live one instead of waking for nothing.
+            while heap and heap[0][2]._scheduler is None:
+                heapq.heappop(heap)
+                self._dead -= 1
+            sleep = self._sleep
+            if sleep is not None:
+                sleep.deadline = heap[0][0] if heap else math.inf
+        elif self._dead > _COMPACT_AT and 2 * self._dead > len(heap):
+            self._heap = [item for item in heap if item[2]._scheduler is not None]
+            heapq.heapify(self._heap)
+            self._dead = 0
+
+    async def run(self) -> NoReturn:
+        """Fire the timers as they fall due, forever (until cancelled)."""
+        while True:
+            heap = self._heap
+            now = anyio.current_time()
+            while heap and heap[0][0] <= now:
+                entry = heapq.heappop(heap)[2]
+                callback = entry._callback
+                if entry._scheduler is None or callback is None:
+                    self._dead -= 1
+                    continue
+                entry._scheduler = None
+                entry._callback = None
+                self._pending -= 1
+                self._fired += 1
+                result = callback()
+                if result is not None:
+                    await result
+                heap = self._heap  # a compaction may have replaced it meanwhile
+                now = anyio.current_time()
+            with anyio.CancelScope(deadline=heap[0][0] if heap else math.inf) as sleep:
+                self._sleep = sleep
+                try:
+                    await anyio.sleep_forever()
+                finally:
+                    self._sleep = None
+
+    def statistics(self) -> SchedulerStatistics:
+        """Pending timers, heap size and counters since start."""
+        return SchedulerStatistics(
+            pending=self._pending,
+            heap_size=len(self._heap),
+            fired=self._fired,
+            cancelled=self._cancelled,
+        )

@@ -1,0 +1,115 @@
+"""The Endpoint's timer heap: order, exact times, cancellation, one task for all.
+
+Virtual time on both backends.
+"""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from trio_sip.endpoint.scheduler import Scheduler
+
+pytestmark = [pytest.mark.anyio, pytest.mark.virtual_time]
+
+
+async def test_timers_fire_at_their_deadlines_in_order() -> None:
+    fired: list[tuple[str, float]] = []
+    scheduler = Scheduler()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(scheduler.run)
+        await anyio.lowlevel.checkpoint()  # the task sleeps with nothing armed
+        start = anyio.current_time()
+
+        def note(name: str) -> None:
+            fired.append((name, round(anyio.current_time() - start, 6)))
+
+        scheduler.call_later(5, lambda: note("five"))
+        scheduler.call_later(2, lambda: note("two"))  # earlier: the task wakes for it
+        scheduler.call_later(2, lambda: note("two again"))  # same instant: armed order
+        dropped = scheduler.call_later(1, lambda: note("cancelled"))
+        scheduler.call_later(0, lambda: note("now"))
+        dropped.cancel()
+        dropped.cancel()  # twice: nothing more happens
+        assert not dropped.pending
+        await anyio.sleep(10)
+        tg.cancel_scope.cancel()
+    assert fired == [("now", 0), ("two", 2), ("two again", 2), ("five", 5)]
+    stats = scheduler.statistics()
+    assert (stats.pending, stats.fired, stats.cancelled) == (0, 4, 1)
+
+
+async def test_an_awaitable_result_is_awaited_before_the_next_timer() -> None:
+    fired: list[tuple[str, float]] = []
+    scheduler = Scheduler()
+
+    async def slow() -> None:
+        await anyio.sleep(3)
+        fired.append(("slow done", anyio.current_time() - start))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(scheduler.run)
+        start = anyio.current_time()
+        scheduler.call_later(1, slow)
+        scheduler.call_later(2, lambda: fired.append(("next", anyio.current_time() - start)))
+        await anyio.sleep(10)
+        tg.cancel_scope.cancel()
+    assert [name for name, _ in fired] == ["slow done", "next"]
+    assert fired[0][1] == pytest.approx(4)
+    assert fired[1][1] == pytest.approx(4)  # late: it waited for the awaitable
+
+
+async def test_a_timer_armed_by_a_callback_and_rearming_fire() -> None:
+    times: list[float] = []
+    scheduler = Scheduler()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(scheduler.run)
+        start = anyio.current_time()
+
+        def tick() -> None:
+            times.append(anyio.current_time() - start)
+            if len(times) < 4:
+                scheduler.call_later(0.5 * len(times), tick)
+
+        scheduler.call_later(0.5, tick)
+        await anyio.sleep(10)
+        tg.cancel_scope.cancel()
+    assert times == pytest.approx([0.5, 1.0, 2.0, 3.5])
+
+
+async def test_cancelled_timers_leave_the_heap() -> None:
+    scheduler = Scheduler()
+    fired: list[int] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(scheduler.run)
+        await anyio.lowlevel.checkpoint()
+        keep = scheduler.call_later(100, lambda: fired.append(-1))
+        entries = [
+            scheduler.call_later(50 + i / 100, lambda i=i: fired.append(i)) for i in range(1000)
+        ]
+        for entry in entries[:-1]:
+            entry.cancel()
+        # Cancelled entries do not pile up until their deadline.
+        assert scheduler.statistics().heap_size < 600
+        assert scheduler.statistics().pending == 2
+        # Past the deadlines of hundreds of cancelled ones: none fired.
+        await anyio.sleep(55)
+        assert fired == []
+        await anyio.sleep(1000)
+        assert fired == [999, -1]
+        assert not keep.pending
+        assert scheduler.statistics().heap_size == 0
+        tg.cancel_scope.cancel()
+
+
+async def test_the_run_task_is_the_only_task() -> None:
+    scheduler = Scheduler()
+    async with anyio.create_task_group() as tg:
+        before = len(anyio.get_running_tasks())
+        tg.start_soon(scheduler.run)
+        await anyio.lowlevel.checkpoint()
+        for i in range(100):
+            scheduler.call_later(i + 1, lambda: None)
+        await anyio.lowlevel.checkpoint()
+        assert len(anyio.get_running_tasks()) == before + 1
+        tg.cancel_scope.cancel()
