@@ -467,8 +467,7 @@ class Dispatcher:
             params: dict[str, str | None] = {"received": from_addr[0]}
             if rport is not None:
                 params["rport"] = str(from_addr[1])
-            request.headers.pop_first_value("via")
-            request.headers.prepend("Via", str(via.with_params(**params)))
+            request.replace_top_via(via.with_params(**params))
 
     def _incoming_response(self, response: Response, leg: Leg, from_addr: Address) -> bool:
         """Check the Via and stop the request's retransmission; False when dropped."""

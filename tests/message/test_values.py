@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from trio_sip.errors import ParseError
-from trio_sip.message import CSeq, NameAddr, Params, Via
+from trio_sip.message import CSeq, NameAddr, Params, Via, parse_message
 
 
 def test_via_components() -> None:
@@ -107,3 +107,23 @@ def test_params_case_insensitive_names_and_flags() -> None:
     assert p == Params.parse(";branch=abc;lr;Q=0.7")
     with pytest.raises(ParseError):
         Params.parse(";;x")
+
+
+def test_replace_top_via_keeps_the_rest_and_caches_the_new_value() -> None:
+    data = (
+        b"OPTIONS sip:bob@example.com SIP/2.0\r\n"
+        b"Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKa;rport, SIP/2.0/UDP 192.0.2.2\r\n"
+        b"Via: SIP/2.0/TCP 192.0.2.3;branch=z9hG4bKc\r\n"
+        b"Call-ID: x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    )
+    msg = parse_message(data)
+    stamped = msg.top_via.with_params(received="198.51.100.7", rport="4000")
+    msg.replace_top_via(stamped)
+    assert msg.top_via is stamped
+    again = parse_message(bytes(msg))
+    assert [str(v) for v in again.via] == [
+        "SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKa;rport=4000;received=198.51.100.7",
+        "SIP/2.0/UDP 192.0.2.2",
+        "SIP/2.0/TCP 192.0.2.3;branch=z9hG4bKc",
+    ]
+    assert again.top_via == stamped

@@ -182,6 +182,18 @@ class Message(abc.ABC):
         """The first Via value (raises ParseError when there is none)."""
         return self._view("top_via", _build_top_via)
 
+    def replace_top_via(self, via: Via) -> None:
+        """Put ``via`` in place of the first Via value (RFC 3261 18.2.1 stamps
+        ``received`` and ``rport`` there). The new value is also the cached
+        :attr:`top_via`: nobody has to parse back what was just built."""
+        headers = self.headers
+        headers.pop_first_value("via")
+        headers.prepend("Via", str(via))
+        if self._views_version != headers.version:
+            self._views.clear()
+            self._views_version = headers.version
+        self._views["top_via"] = via
+
     @property
     def via(self) -> tuple[Via, ...]:
         """Every Via value, top first."""
