@@ -114,6 +114,9 @@ class Call:
         self._client: ClientRequest | None = None
         self._answered: Response | None = None
         self._ended = anyio.Event()
+        # The scope of the task receiving our RTP, for a call that came in:
+        # it ends with the call.
+        self._media_scope: anyio.CancelScope | None = None
         # Whether we put the peer on hold (our offers then say sendonly).
         self._holding = False
 
@@ -130,16 +133,19 @@ class Call:
 
     def _end(self) -> None:
         self._ended.set()
+        if self._media_scope is not None:
+            self._media_scope.cancel()
 
-    async def _watch(self, dialog: Dialog) -> None:
-        # Filed under its dialog, so that the peer's re-INVITE and INFO find it.
+    def _follow(self, dialog: Dialog) -> None:
+        # Filed under its dialog, so that the peer's re-INVITE and INFO find
+        # it, until the Endpoint says the dialog is over (no task waits for it).
         self.dialog = dialog
         self.ua._calls[dialog.id] = self
-        try:
-            await self.ua.endpoint.wait_dialog_ended(dialog)
-        finally:
-            self.ua._calls.pop(dialog.id, None)
-            self._end()
+        self.ua.endpoint.on_dialog_ended(dialog, lambda: self._dialog_over(dialog))
+
+    def _dialog_over(self, dialog: Dialog) -> None:
+        self.ua._calls.pop(dialog.id, None)
+        self._end()
 
     # ----- caller side ------------------------------------------------------------------
 
@@ -167,8 +173,7 @@ class Call:
             params = read_answer(self.local_sdp, answer)
             if params is not None:
                 self.media.apply(params)
-        self.dialog = client.dialogs[0]
-        self.ua._spawn(self._watch, client.dialogs[0])
+        self._follow(client.dialogs[0])
         return final
 
     def events(self) -> AsyncIterator[Response]:
@@ -230,8 +235,7 @@ class Call:
         self._answered = response
         dialog = self.ua.endpoint.dialog_of(invite)
         if dialog is not None:
-            self.dialog = dialog
-            self.ua._spawn(self._watch, dialog)
+            self._follow(dialog)
             if sdp is None and self.remote_sdp is None:
                 self.ua._spawn(self._read_late_answer, response)
         return response
@@ -460,6 +464,10 @@ class UserAgent:
                     await self.unregister()
         assert self._tg is not None
         self._tg.cancel_scope.cancel()
+        # Leaving ends every call (BYE from the Endpoint as it closes).
+        for call in list(self._calls.values()):
+            call._end()
+        self._calls.clear()
         for stream in (
             self._call_send,
             self._call_receive,
@@ -525,15 +533,19 @@ class UserAgent:
             await self.endpoint.respond(request, 481 if request.to.tag else 405)
 
     async def _serve_incoming_call(self, invite: Request) -> None:
-        async with AsyncExitStack() as stack:
-            try:
-                media = await stack.enter_async_context(self._media_session())
-            except (SIPError, OSError) as exc:
-                # No RTP port for the call: 503 (RFC 3261 section 21.5.4),
-                # and the UA goes on serving.
-                log.warning("no media session for %s: %s", invite.summary(), exc)
-                await self.endpoint.respond(invite, 503)
-                return
+        # One task per incoming call: it receives the call's RTP until the
+        # call ends (the session's own receive task would be a second one).
+        media = self._media_session()
+        try:
+            await media.bind()
+        except (SIPError, OSError) as exc:
+            # No RTP port for the call: 503 (RFC 3261 section 21.5.4),
+            # and the UA goes on serving.
+            log.warning("no media session for %s: %s", invite.summary(), exc)
+            await media.aclose()
+            await self.endpoint.respond(invite, 503)
+            return
+        try:
             call = Call(self, media)
             call.invite = invite
             try:
@@ -541,7 +553,14 @@ class UserAgent:
             except (anyio.WouldBlock, anyio.ClosedResourceError):
                 await self.endpoint.respond(invite, 486)
                 return
-            await call.wait_ended()
+            with anyio.CancelScope() as scope:
+                call._media_scope = scope
+                if not call.ended:
+                    await media.serve()
+                    # The session was closed under us: the call goes on.
+                    await call.wait_ended()
+        finally:
+            await media.aclose()
 
     def incoming_calls(self) -> MemoryObjectReceiveStream[Call]:
         """The calls coming in, for :meth:`Call.ring`, :meth:`Call.answer`, :meth:`Call.reject`.

@@ -5,6 +5,8 @@ Virtual time on both backends.
 
 from __future__ import annotations
 
+from functools import partial
+
 import anyio
 import pytest
 
@@ -85,7 +87,7 @@ async def test_cancelled_timers_leave_the_heap() -> None:
         await anyio.lowlevel.checkpoint()
         keep = scheduler.call_later(100, lambda: fired.append(-1))
         entries = [
-            scheduler.call_later(50 + i / 100, lambda i=i: fired.append(i)) for i in range(1000)
+            scheduler.call_later(50 + i / 100, partial(fired.append, i)) for i in range(1000)
         ]
         for entry in entries[:-1]:
             entry.cancel()

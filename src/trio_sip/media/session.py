@@ -218,11 +218,10 @@ class MediaSession:
 
     async def __aenter__(self) -> Self:
         await self._bind()
-        assert self._rtp is not None
         try:
             self._task_group = anyio.create_task_group()
             await self._task_group.__aenter__()
-            self._task_group.start_soon(self._rtp.serve, self._on_datagram)
+            self._task_group.start_soon(self.serve)
         except BaseException:
             await self._close_sockets()
             raise
@@ -246,6 +245,22 @@ class MediaSession:
     async def aclose(self) -> None:
         """Close the sockets and end the iterators; the session cannot be reused."""
         await self._close_sockets()
+
+    async def bind(self) -> None:
+        """Bind the RTP and RTCP ports, without the receive task of ``async with``.
+
+        For a caller that has a task to receive in anyway (the UserAgent's
+        task of an incoming call): it runs :meth:`serve` there, and
+        :meth:`aclose` when done. Raises
+        :class:`~trio_sip.errors.TransportError` when no port pair is free.
+        """
+        await self._bind()
+
+    async def serve(self) -> None:
+        """Receive RTP in the current task until the session closes (or the task is cancelled)."""
+        if self._rtp is None:
+            raise RuntimeError("the media session is not open")
+        await self._rtp.serve(self._on_datagram)
 
     async def _close_sockets(self) -> None:
         with anyio.CancelScope(shield=True):
