@@ -140,7 +140,7 @@ class EndpointStatistics:
 # ----- transactions with their I/O state ----------------------------------------------
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _ClientTx:
     machine: ClientInviteTransaction | ClientNonInviteTransaction
     leg: Leg
@@ -152,7 +152,7 @@ class _ClientTx:
     key: ClientKey | None = None
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _ServerTx:
     machine: ServerInviteTransaction | ServerNonInviteTransaction
     leg: Leg
@@ -168,14 +168,14 @@ class _ServerTx:
     extra_keys: list[ServerKey | LegacyServerKey] = field(default_factory=list)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Pending2xx:
     """A 2xx to an INVITE we retransmit until its ACK (13.3.1.4)."""
 
     response: Response
     dialog: Dialog
-    #: When the 2xx goes again, and when the wait for the ACK ends (64*T1).
-    intervals: Iterator[float]
+    #: When the 2xx goes again (None once settled), and when the wait for the ACK ends (64*T1).
+    intervals: Iterator[float] | None
     next_at: float
     give_up_at: float
     #: The next retransmission (or the end of the wait), while one is armed.
@@ -1295,10 +1295,12 @@ class Endpoint:
 
     def _settle(self, pending: _Pending2xx) -> None:
         pending.settled = True
+        pending.intervals = None  # kept while the dialog lives (wait_ack): travel light
         if pending.acked is not None:
             pending.acked.set()
 
     def _arm_2xx(self, tx: _ServerTx, pending: _Pending2xx) -> None:
+        assert pending.intervals is not None  # not settled: the schedule goes on
         pending.next_at += next(pending.intervals)
         pending.timer = self._timers.call_at(
             min(pending.next_at, pending.give_up_at), lambda: self._2xx_due(tx, pending)
