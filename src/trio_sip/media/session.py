@@ -105,16 +105,23 @@ class _Queue(Generic[T]):
     """
 
     def __init__(self, size: int) -> None:
-        self._items: deque[T] = deque()
+        # Made at the first item: an empty deque costs 600 bytes, and most
+        # calls of a busy answering UA never queue a digit.
+        self._items: deque[T] | None = None
         self._size = size
         self._closed = False
         self._wakeup: anyio.Event | None = None
 
     def put(self, item: T) -> bool:
         """Queue ``item``; False if the queue is full or closed."""
-        if self._closed or len(self._items) >= self._size:
+        if self._closed:
             return False
-        self._items.append(item)
+        items = self._items
+        if items is None:
+            items = self._items = deque()
+        if len(items) >= self._size:
+            return False
+        items.append(item)
         self._wake()
         return True
 
@@ -139,9 +146,10 @@ class _Queue(Generic[T]):
                 self._wakeup = anyio.Event()
             await self._wakeup.wait()
         await anyio.lowlevel.checkpoint()
-        if not self._items:  # another consumer took it during the checkpoint
+        items = self._items
+        if not items:  # another consumer took it during the checkpoint
             return await self.__anext__()
-        return self._items.popleft()
+        return items.popleft()
 
 
 class MediaSession:
