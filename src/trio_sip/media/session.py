@@ -294,8 +294,19 @@ class MediaSession:
             except TransportError:
                 continue
             if rtp.port % 2:
-                await rtp.aclose()
-                continue
+                if port or rtp.port < 2:
+                    await rtp.aclose()
+                    continue
+                # The system gave an odd port: it does for RTCP if the even
+                # one below is free (one socket fewer than starting again).
+                rtcp, rtp = rtp, UDPLeg(self.host, rtp.port - 1)
+                try:
+                    await rtp.bind()
+                except TransportError:
+                    await rtcp.aclose()
+                    continue
+                self._rtp, self._rtcp = rtp, rtcp
+                return
             rtcp = UDPLeg(self.host, rtp.port + 1)
             try:
                 await rtcp.bind()
