@@ -412,7 +412,7 @@ class Endpoint:
         # the ACK of a non-2xx; a second copy of that logic in the cache
         # would swallow what the machines must see.
         self.dispatcher.response_cache = False
-        self.dispatcher.set_receiver(self)
+        self.dispatcher.set_receiver(self._receive_now)
         return self
 
     async def __aexit__(self, *exc_info: Any) -> bool | None:
@@ -1006,6 +1006,22 @@ class Endpoint:
 
     # ----- receiving ------------------------------------------------------------------
 
+    def _receive_now(
+        self, packet: Request | Response, leg: Leg, from_addr: Address
+    ) -> Awaitable[None] | None:
+        # The Dispatcher's receiver, called in the leg's receive loop. The ACK
+        # of a 2xx (a transaction of its own that no server transaction
+        # matches, 17.1.1.3) only stops the 2xx retransmissions (13.3.1.4):
+        # done here at once, without the hop through a handler task. The
+        # rest is receive(), which the Dispatcher's handler task awaits.
+        if isinstance(packet, Request) and packet.method == "ACK" and self._tg is not None:
+            tx = self._server.get(server_key(packet))
+            if tx is None or not isinstance(tx.machine, ServerInviteTransaction):
+                self._received += 1
+                self._ack_for_2xx(packet)
+                return None
+        return self.receive(packet, leg, from_addr)
+
     async def receive(self, packet: Request | Response, leg: Leg, from_addr: Address) -> None:
         """The Dispatcher's receiver entry point: one packet from ``leg``."""
         if self._tg is None:
@@ -1252,12 +1268,13 @@ class Endpoint:
             if key != tx.machine.key:
                 tx.extra_keys.append(key)
                 self._server[key] = tx
-        await self._feed_server(tx, response_from_tu(response))
-        if status >= 300 and tx.dialog is not None and tx.dialog.state is DialogState.EARLY:
-            self._end_dialog(tx.dialog)  # 12.3: a non-2xx final ends the early dialog
+        # The machine refuses a response out of turn (TransactionUsageError)
+        # before anything is sent or filed.
+        actions = tx.machine.handle(response_from_tu(response))
         if creates and status >= 200 and request.method == "INVITE" and tx.dialog is not None:
             # 13.3.1.4: the 2xx goes again at T1, 2*T1 ... up to T2 until the
             # ACK (over a stream only the wait for the ACK); 64*T1 at most.
+            # Filed before the 2xx leaves: its ACK may be back at once.
             now = anyio.current_time()
             pending = _Pending2xx(
                 response,
@@ -1269,6 +1286,9 @@ class Endpoint:
             self._answered.setdefault(tx.dialog.id, {})[id(response)] = pending
             self._pending_2xx[(tx.dialog.id, request.cseq.seq)] = pending
             self._arm_2xx(tx, pending)
+        await self._perform_server(tx, actions)
+        if status >= 300 and tx.dialog is not None and tx.dialog.state is DialogState.EARLY:
+            self._end_dialog(tx.dialog)  # 12.3: a non-2xx final ends the early dialog
         return response
 
     def _uas_dialog(self, tx: _ServerTx, response: Response, contact: NameAddr) -> None:
