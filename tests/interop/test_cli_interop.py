@@ -9,69 +9,13 @@
 
 from __future__ import annotations
 
-import signal
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
-import anyio
 import pytest
-from anyio.abc import Process
+
+from cli_process import trio_sip
 
 from .peers import SCENARIOS, Address, SippServer, run_sipp
 
 pytestmark = [pytest.mark.anyio, pytest.mark.interop]
-
-
-class Running:
-    """A started ``trio-sip`` process: its legs, and after the block its output."""
-
-    def __init__(self, process: Process) -> None:
-        self.process = process
-        self.listening: list[str] = []
-        self.out = ""
-        self.err = ""
-        self.returncode: int | None = None
-
-    def port(self, proto: str = "udp") -> int:
-        spec = next(s for s in self.listening if s.startswith(proto + ":"))
-        return int(spec.rsplit(":", 1)[1])
-
-
-@asynccontextmanager
-async def trio_sip(*args: str, legs: int = 1) -> AsyncIterator[Running]:
-    """Run ``python -m trio_sip ARGS`` until the block ends, then SIGINT it."""
-    process = await anyio.open_process([sys.executable, "-m", "trio_sip", *args])
-    running = Running(process)
-    assert process.stdout is not None
-    assert process.stderr is not None
-    out = b""
-    try:
-        with anyio.fail_after(20):
-            while len(running.listening) < legs:
-                out += await process.stdout.receive()
-                running.listening = [
-                    line.split()[-1]
-                    for line in out.decode().splitlines()
-                    if line.startswith("listening on ")
-                ]
-        yield running
-    finally:
-        with anyio.CancelScope(shield=True):
-            if process.returncode is None:
-                process.send_signal(signal.SIGINT)
-            with anyio.move_on_after(20) as scope:
-                async for chunk in process.stdout:
-                    out += chunk
-                err = b""
-                async for chunk in process.stderr:
-                    err += chunk
-                running.returncode = await process.wait()
-            if scope.cancelled_caught:
-                process.kill()
-                await process.wait()
-            await process.aclose()
-            running.out, running.err = out.decode(), err.decode()
 
 
 async def test_sipp_calls_through_the_proxy_command(sipp: str, anyio_backend_name: str) -> None:

@@ -32,10 +32,10 @@ from pathlib import Path
 
 import pytest
 
+from cli_process import trio_sip
 from trio_sip.media import alaw_encode
 
 from .peers import SCENARIOS, Address, run_sipp
-from .test_cli_interop import trio_sip
 
 pytestmark = [pytest.mark.anyio, pytest.mark.interop]
 

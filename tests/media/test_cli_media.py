@@ -12,76 +12,34 @@ from __future__ import annotations
 
 import itertools
 import math
-import signal
 import socket
 import struct
 import sys
 import wave
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
 import pytest
 from anyio.abc import Process
 
+from cli_process import Running, trio_sip
 from trio_sip.cli import main
 
 pytestmark = pytest.mark.anyio
 
-# Bounds of every wait: a process starting, a call, a process stopping.
-START = 20.0
+# Bound of a call (starting and stopping a process: cli_process).
 CALL = 30.0
-STOP = 20.0
-
-
-@dataclass
-class Answer:
-    """A running ``trio-sip answer``: where it listens, and after the block its output."""
-
-    process: Process
-    port: int = 0
-    out: str = ""
-    err: str = ""
-    returncode: int | None = None
-    lines: list[str] = field(default_factory=list)
 
 
 @asynccontextmanager
-async def answering(backend: str, *args: str) -> AsyncIterator[Answer]:
+async def answering(backend: str, *args: str) -> AsyncIterator[Running]:
     """Run ``trio-sip answer`` on loopback until the block ends, then SIGINT it."""
-    argv = [sys.executable, "-m", "trio_sip", "--backend", backend, "answer"]
-    argv += ["--listen", "udp:127.0.0.1:0", *args]
-    process = await anyio.open_process(argv)
-    running = Answer(process)
-    assert process.stdout is not None
-    assert process.stderr is not None
-    out = b""
-    try:
-        with anyio.fail_after(START):
-            while b"listening on " not in out or not out.endswith(b"\n"):
-                out += await process.stdout.receive()
-        spec = next(line for line in out.decode().splitlines() if line.startswith("listening"))
-        running.port = int(spec.rsplit(":", 1)[1])
-        yield running
-    finally:
-        with anyio.CancelScope(shield=True):
-            if process.returncode is None:
-                process.send_signal(signal.SIGINT)
-            err = b""
-            with anyio.move_on_after(STOP) as scope:
-                async for chunk in process.stdout:
-                    out += chunk
-                async for chunk in process.stderr:
-                    err += chunk
-                running.returncode = await process.wait()
-            if scope.cancelled_caught:
-                process.kill()
-                await process.wait()
-            await process.aclose()
-            running.out, running.err = out.decode(), err.decode()
-            running.lines = running.out.splitlines()
+    async with trio_sip(
+        "--backend", backend, "answer", "--listen", "udp:127.0.0.1:0", *args
+    ) as run:
+        yield run
 
 
 async def call(backend: str, port: int, *args: str) -> list[str]:
@@ -130,7 +88,7 @@ async def test_a_call_carries_100_packets_each_way_without_loss(
         anyio_backend_name, "--media", "echo", "--rtp-ports", f"{low}-{low + 19}"
     ) as answer:
         lines = await call(
-            anyio_backend_name, answer.port, "--media", f"play:{tone}", "--duration", "3"
+            anyio_backend_name, answer.port(), "--media", f"play:{tone}", "--duration", "3"
         )
     assert answer.returncode == 0, answer.err
     assert lines[0] == "SIP/2.0 200 OK"
@@ -158,7 +116,7 @@ async def test_dtmf_sent_by_call_is_detected_by_answer(anyio_backend_name: str) 
     async with answering(anyio_backend_name, "--inband-dtmf") as answer:
         for mode, codec, digits in sends:
             lines = await call(
-                anyio_backend_name, answer.port, "--media", "silence", "--dtmf", digits,
+                anyio_backend_name, answer.port(), "--media", "silence", "--dtmf", digits,
                 "--dtmf-mode", mode, "--codec", codec,
             )  # fmt: skip
             callers.append(rtp_stats(lines))
@@ -194,7 +152,7 @@ async def test_answer_stopped_mid_call_hangs_up_and_reports(
     caller: Process | None = None
     try:
         async with answering(anyio_backend_name, "--media", f"play:{tone}") as answer:
-            argv += [f"sip:bob@127.0.0.1:{answer.port}", "--listen", "udp:127.0.0.1:0"]
+            argv += [f"sip:bob@127.0.0.1:{answer.port()}", "--listen", "udp:127.0.0.1:0"]
             argv += ["--media", f"record:{recording}", "--duration", "60"]
             caller = await anyio.open_process(argv)
             assert caller.stdout is not None
