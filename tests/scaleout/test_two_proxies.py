@@ -19,8 +19,8 @@ from pathlib import Path
 import anyio
 import pytest
 
+from cli_process import Running, trio_sip
 from interop.peers import Address, SippServer, run_sipp
-from interop.test_cli_interop import Running, trio_sip
 
 from ._redis import RedisServer
 
