@@ -89,7 +89,7 @@ def _contact_target(message: Request | Response) -> URI | None:
     return contacts[0].uri if contacts else None
 
 
-@dataclass
+@dataclass(slots=True)
 class Dialog:
     """The state of one dialog (12.1), on the UAC or the UAS side.
 
