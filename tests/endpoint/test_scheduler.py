@@ -5,8 +5,6 @@ Virtual time on both backends.
 
 from __future__ import annotations
 
-from functools import partial
-
 import anyio
 import pytest
 
@@ -86,9 +84,7 @@ async def test_cancelled_timers_leave_the_heap() -> None:
         tg.start_soon(scheduler.run)
         await anyio.lowlevel.checkpoint()
         keep = scheduler.call_later(100, lambda: fired.append(-1))
-        entries = [
-            scheduler.call_later(50 + i / 100, partial(fired.append, i)) for i in range(1000)
-        ]
+        entries = [scheduler.call_later(50 + i / 100, fired.append, i) for i in range(1000)]
         for entry in entries[:-1]:
             entry.cancel()
         # Cancelled entries do not pile up until their deadline.

@@ -813,7 +813,7 @@ class Endpoint:
             old.cancel()
         if tx.machine.terminated:
             return  # it ended while the actions that armed it were performed
-        tx.timers[timer] = self._timers.call_later(delay, lambda: self._timer_due(tx, timer))
+        tx.timers[timer] = self._timers.call_later(delay, self._timer_due, tx, timer)
 
     def _timer_due(self, tx: _ClientTx | _ServerTx, timer: Timer) -> Awaitable[object] | None:
         # A timer that fires is the one filed: re-arming or cancelling one
@@ -1170,7 +1170,7 @@ class Endpoint:
             await self._reject(tx, 503, [("Retry-After", "5")])
             return
         if method == "INVITE":
-            tx.trying = self._timers.call_later(self.trying_delay, lambda: self._trying_due(tx))
+            tx.trying = self._timers.call_later(self.trying_delay, self._trying_due, tx)
 
     def _our_invite_pending(self, dialog: Dialog) -> bool:
         for tx in self._client.values():
@@ -1323,7 +1323,7 @@ class Endpoint:
         assert pending.intervals is not None  # not settled: the schedule goes on
         pending.next_at += next(pending.intervals)
         pending.timer = self._timers.call_at(
-            min(pending.next_at, pending.give_up_at), lambda: self._2xx_due(tx, pending)
+            min(pending.next_at, pending.give_up_at), self._2xx_due, tx, pending
         )
 
     def _2xx_due(self, tx: _ServerTx, pending: _Pending2xx) -> Awaitable[object] | None:
@@ -1361,7 +1361,7 @@ class Endpoint:
             # The ACK stays for 64*T1 (Timer M): a late 2xx retransmission
             # still gets it, and no new dialog.
             did = dialog.id
-            self._timers.call_later(self.config.duration(Timer.M), lambda: self._forget_ack(did))
+            self._timers.call_later(self.config.duration(Timer.M), self._forget_ack, did)
         ended = self._dialog_ended.pop(dialog.id, None)
         if ended is not None:
             ended.fire()
