@@ -236,6 +236,11 @@ class Dispatcher:
         self._tg: anyio.abc.TaskGroup | None = None
         self._exit_stack: contextlib.AsyncExitStack | None = None
         self._inbound: list[MemoryObjectSendStream[_Inbound]] = []
+        # Per handler queue: packets queued or being handled there. While a
+        # queue has any, its sources' next packets queue behind them instead
+        # of running inline, so that no packet overtakes an earlier one of
+        # its source.
+        self._backlog: list[int] = []
         self._packets_in = 0
         self._packets_out = 0
         self._retransmissions = 0
@@ -265,8 +270,9 @@ class Dispatcher:
             for i in range(max(1, self._handler_tasks)):
                 send, receive = anyio.create_memory_object_stream[_Inbound](per_task)
                 self._inbound.append(send)
+                self._backlog.append(0)
                 stack.push_async_callback(send.aclose)
-                tg.start_soon(self._handler_task, receive, name=f"trio-sip handler {i}")
+                tg.start_soon(self._handler_task, receive, i, name=f"trio-sip handler {i}")
             for leg in self._initial_legs:
                 await self.add_leg(leg)
             tg.start_soon(self._expiry_task, name="trio-sip queue expiry")
@@ -506,12 +512,15 @@ class Dispatcher:
         if receiver is None:
             self._dropped += 1
             return
+        # Same source, same queue and task: the order of a peer's packets is kept.
+        index = hash(from_addr) % len(self._inbound)
         pending: Awaitable[object] | None = None
-        if not self._receiver_is_async:
+        if not self._receiver_is_async and not self._backlog[index]:
             # A sync receiver runs inline, in the leg's loop: no task switch per
             # packet. When it cannot finish without waiting (DNS, a stream, a
             # full socket buffer) it returns an awaitable, which the source's
-            # handler task awaits.
+            # handler task awaits. (With packets of its queue still waiting,
+            # it runs in the handler task after them instead.)
             try:
                 result = receiver(msg, leg, from_addr)
             except Exception:
@@ -520,30 +529,35 @@ class Dispatcher:
             if result is None or not inspect.isawaitable(result):
                 return
             pending = result
-        inbound = self._inbound
         try:
-            # Same source, same task: the order of a peer's packets is kept.
-            inbound[hash(from_addr) % len(inbound)].send_nowait((msg, leg, from_addr, pending))
+            self._inbound[index].send_nowait((msg, leg, from_addr, pending))
         except (anyio.WouldBlock, anyio.ClosedResourceError):
             self._dropped += 1
             if inspect.iscoroutine(pending):
                 pending.close()  # never awaited: say so to nobody
             log.warning("inbound queue full: dropping %s", msg.summary())
+            return
+        self._backlog[index] += 1
 
-    async def _handler_task(self, receive: MemoryObjectReceiveStream[_Inbound]) -> None:
+    async def _handler_task(self, receive: MemoryObjectReceiveStream[_Inbound], index: int) -> None:
+        backlog = self._backlog
         async with receive:
             try:
                 async for msg, leg, from_addr, pending in receive:
                     try:
-                        if pending is not None:
+                        if pending is None:
+                            receiver = self._receiver
+                            if receiver is None:
+                                continue
+                            # An async receiver, or a sync one whose packet
+                            # queued behind earlier ones of its source.
+                            pending = receiver(msg, leg, from_addr)
+                        if pending is not None and inspect.isawaitable(pending):
                             await pending
-                            continue
-                        receiver = self._receiver
-                        if receiver is None:
-                            continue
-                        await receiver(msg, leg, from_addr)
                     except Exception:
                         self._receiver_failed(msg)
+                    finally:
+                        backlog[index] -= 1
             finally:
                 # At shutdown, what is still queued never runs: close those
                 # coroutines so that none is reported as never awaited.

@@ -278,3 +278,42 @@ async def test_entering_a_running_dispatcher_again_is_a_clear_error() -> None:
                 pass  # never reached: entering failed
         # The first entry is untouched and still works.
         assert disp.legs[0].port != 0
+
+
+async def test_a_packet_does_not_overtake_one_of_its_source_that_had_to_wait() -> None:
+    # A sync receiver answers most packets inline; the first one here has to
+    # wait (an awaitable, as a proxy's DNS lookup would be). Its source's later
+    # packets queue behind it instead of being handled first.
+    count = 5
+    async with anyio.create_task_group() as tg, udp_peer(tg) as peer:
+        async with Dispatcher(["udp:127.0.0.1:0"]) as disp:
+            handled: list[int] = []
+            all_handled = anyio.Event()
+
+            def note(n: int) -> None:
+                handled.append(n)
+                if len(handled) == count:
+                    all_handled.set()
+
+            async def slowly(n: int) -> None:
+                # Until every datagram has been read from the socket (a
+                # counter of the leg: there is no event to wait for).
+                while disp.legs[0].statistics().packets_in < count:  # noqa: ASYNC110
+                    await anyio.sleep(0.01)
+                note(n)
+
+            def receive(packet: Request | Response, leg: object, addr: object) -> object:
+                n = int(packet.call_id)
+                if n == 0:
+                    return slowly(n)
+                note(n)
+                return None
+
+            disp.set_receiver(receive)
+            for n in range(count):
+                data = raw_request("MESSAGE", peer.address, branch=f"z9hG4bKo{n}", call_id=str(n))
+                await peer.send(data, disp.legs[0].address)
+            with anyio.fail_after(10):
+                await all_handled.wait()
+        tg.cancel_scope.cancel()
+    assert handled == list(range(count))
