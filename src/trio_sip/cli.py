@@ -411,13 +411,19 @@ class _ToRegistrar:
     """
 
     def __init__(self, leg: Leg, proxy: StatelessProxy) -> None:
-        self.route = f"<{leg.contact_uri()};lr>"
+        self.route_value = f"<{leg.contact_uri()};lr>"
         self.proxy = proxy
 
     async def receive(self, packet: Request | Response, leg: Leg, from_addr: Address) -> bool:
-        """Route a REGISTER for us to the registrar; always pass on (False)."""
+        """As a handler of a ReceiveChain: :meth:`route`, then pass on (False)."""
+        self.route(packet)
+        await anyio.lowlevel.checkpoint()
+        return False
+
+    def route(self, packet: Request | Response) -> None:
+        """Give a REGISTER for us a Route to the registrar."""
         if not isinstance(packet, Request) or packet.method != "REGISTER":
-            return False
+            return
         headers = packet.headers
         first = headers.first_value("route")
         if first is not None and self.proxy.is_ours(NameAddr.parse(first).uri):
@@ -425,8 +431,7 @@ class _ToRegistrar:
             headers.pop_first_value("route")
             first = headers.first_value("route")
         if first is None:
-            headers.prepend("Route", self.route)
-        return False
+            headers.prepend("Route", self.route_value)
 
 
 def _internal_leg(legs: Sequence[Leg]) -> str | None:
@@ -489,9 +494,25 @@ async def _run_proxy(args: argparse.Namespace, store: BindingStore | None) -> in
             domains=args.domain or None,
             record_route=args.record_route,
         )
-        if reg_disp is not None:
-            handlers.append(_ToRegistrar(reg_disp.legs[0], proxy))
-        disp.set_receiver(ReceiveChain([*handlers, proxy]))
+        to_registrar = _ToRegistrar(reg_disp.legs[0], proxy) if reg_disp is not None else None
+        if handlers or getattr(args, "verbose", False):
+            # A chain of coroutines; also under -v, whose trace sees what goes
+            # through Dispatcher.deliver but not the inline path's sends.
+            first = [to_registrar] if to_registrar is not None else []
+            disp.set_receiver(ReceiveChain([*first, *handlers, proxy]))
+        elif to_registrar is not None:
+
+            def receive(
+                packet: Request | Response, leg: Leg, from_addr: Address
+            ) -> Awaitable[object] | None:
+                # The proxy's inline path (no task switch per packet), with
+                # REGISTERs routed to the registrar first.
+                to_registrar.route(packet)
+                return proxy.receive_nowait(packet, leg, from_addr)
+
+            disp.set_receiver(receive)
+        else:
+            disp.set_receiver(proxy.receive_nowait)
 
         def statistics() -> list[tuple[str, object]]:
             found: list[tuple[str, object]] = [("proxy", proxy.statistics())]
