@@ -187,8 +187,10 @@ class StatelessProxy:
         Over UDP, with targets known (an IP literal, or a route used within the
         last second), a request or response is forwarded inline; anything else
         (DNS, a stream, a registrar lookup, an answer of our own, Contact
-        rewriting, relay policy) takes the path of :meth:`receive`. Packets
-        taking different paths may overtake each other, which UDP allows.
+        rewriting, relay policy) takes the path of :meth:`receive`. The
+        Dispatcher keeps each source's order across the two paths: while a
+        packet waits in a handler task, the later ones of its source queue
+        behind it. ``trio-sip proxy`` uses this path.
         """
         try:
             if isinstance(packet, Response):
