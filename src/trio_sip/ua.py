@@ -586,35 +586,44 @@ class UserAgent:
         still ringing. ``sdp`` replaces our offer (default: one audio
         stream of the call's RTP session).
         """
-        async with self._media_session() as media:
-            call = Call(self, media)
-            call.local_sdp = sdp or self._offer(media)
-            client = await self.endpoint.new_request(
-                "INVITE",
-                URI.parse(uri) if isinstance(uri, str) else uri,
-                from_=NameAddr(self.aor),
-                headers=[_SDP],
-                body=bytes(call.local_sdp),
-            )
-            call._client = client
-            call.invite = client.request
-            try:
-                yield call
-            finally:
-                with anyio.CancelScope(shield=True):
-                    if call._answered is not None:
-                        if call.dialog is None and client.dialogs:
-                            call.dialog = client.dialogs[0]
-                        with anyio.move_on_after(self.endpoint.close_timeout):
-                            await call.bye()
-                    elif not client.done:
-                        await client.cancel()
-                        # Wait for the 487 (and let its ACK go) before the
-                        # UA may close: section 9.1, the INVITE still ends
-                        # with a final response.
-                        with anyio.move_on_after(self.endpoint.close_timeout):
-                            await client.wait_final()
-                    call._end()
+        try:
+            async with self._media_session() as media:
+                call = Call(self, media)
+                call.local_sdp = sdp or self._offer(media)
+                client = await self.endpoint.new_request(
+                    "INVITE",
+                    URI.parse(uri) if isinstance(uri, str) else uri,
+                    from_=NameAddr(self.aor),
+                    headers=[_SDP],
+                    body=bytes(call.local_sdp),
+                )
+                call._client = client
+                call.invite = client.request
+                try:
+                    yield call
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        if call._answered is not None:
+                            if call.dialog is None and client.dialogs:
+                                call.dialog = client.dialogs[0]
+                            with anyio.move_on_after(self.endpoint.close_timeout):
+                                await call.bye()
+                        elif not client.done:
+                            await client.cancel()
+                            # Wait for the 487 (and let its ACK go) before the
+                            # UA may close: section 9.1, the INVITE still ends
+                            # with a final response.
+                            with anyio.move_on_after(self.endpoint.close_timeout):
+                                await client.wait_final()
+                        call._end()
+        except BaseExceptionGroup as group:
+            # The session's task group wrapped what the block raised (a
+            # CallFailed, a Cancelled): that group is our business, the
+            # exception is the caller's.
+            if len(group.exceptions) != 1:
+                raise
+            inner = group.exceptions[0]
+            raise inner from inner.__cause__
 
     # ----- out of dialog ----------------------------------------------------------------
 

@@ -76,6 +76,27 @@ async def test_rejected_call_raises_call_failed() -> None:
     assert failed.value.status == 486
 
 
+async def test_call_failed_leaves_the_invite_block_as_itself() -> None:
+    # The call's task group is the UA's business: what the block raises comes
+    # out of it unwrapped, not in an ExceptionGroup.
+    async with (
+        UserAgent("sip:alice@example.com", listen=LEG) as alice,
+        UserAgent("sip:bob@example.com", listen=LEG) as bob,
+        anyio.create_task_group() as tg,
+    ):
+
+        async def callee() -> None:
+            async for call in bob.incoming_calls():
+                await call.reject(486)
+                return
+
+        tg.start_soon(callee)
+        with anyio.fail_after(10), pytest.raises(CallFailed) as failed:
+            async with alice.invite(f"sip:bob@{address(bob)}") as call:
+                await call.wait_answered()
+    assert failed.value.status == 486
+
+
 async def test_ring_timeout_cancels_and_remote_bye_ends_the_call() -> None:
     async with (
         UserAgent("sip:alice@example.com", listen=LEG) as alice,
