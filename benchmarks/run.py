@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -472,6 +473,29 @@ def vmrss_kb(pid: int) -> int:
     raise PeerError(f"no VmRSS for process {pid}")
 
 
+# Descriptors the answering process has besides its calls (SIP leg, epoll, stdio ...).
+_SPARE_FDS: Final = 256
+
+
+def raise_fd_limit(calls: int) -> int:
+    """Let the processes started from now on hold ``calls`` calls: two descriptors each.
+
+    Each call holds an RTP and an RTCP socket, so 10,000 calls need more
+    than a common limit of 20,000 descriptors. The soft limit is raised to
+    what is needed, and the hard one too when the system allows it (root);
+    children inherit them. Returns the soft limit in force.
+    """
+    wanted = 2 * calls + _SPARE_FDS
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= wanted:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, max(wanted, hard)))
+    except (ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 async def memory_row(backend: str, calls: int, rate: int, sipp: str) -> MemoryResult:
     """Set up ``calls`` calls to ``trio-sip answer`` and read its VmRSS while it holds them.
 
@@ -481,6 +505,13 @@ async def memory_row(backend: str, calls: int, rate: int, sipp: str) -> MemoryRe
     size read, and SIPp stopped (the calls are never hung up).
     """
     out = MemoryResult(backend, calls)
+    limit = raise_fd_limit(calls)
+    if limit < 2 * calls + _SPARE_FDS:
+        print(
+            f"  descriptor limit {limit}: not every one of {calls} calls can be held",
+            file=sys.stderr,
+            flush=True,
+        )
     setup = calls / rate
     hold = setup * 2 + 30
     try:

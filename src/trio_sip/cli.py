@@ -594,14 +594,19 @@ def _rtp_line(call: Call, stats: MediaStatistics) -> str:
     )
 
 
-async def _report_dtmf(call: Call) -> None:
-    """Print each DTMF digit the peer sends as it comes: ``dtmf: D call_id=...``.
+def _dtmf_line(digit: str, call: Call) -> str:
+    """The line printed for a digit the peer sends: ``dtmf: D call_id=...``.
 
     The Call-ID tells apart the digits of calls that ``answer`` has at once.
     """
     call_id = call.invite.call_id if call.invite is not None else "-"
+    return f"dtmf: {digit} call_id={call_id}"
+
+
+async def _report_dtmf(call: Call) -> None:
+    """Print each DTMF digit the peer sends as it comes."""
     async for digit in call.dtmf():
-        print(f"dtmf: {digit} call_id={call_id}", flush=True)
+        print(_dtmf_line(digit, call), flush=True)
 
 
 async def _run_media(
@@ -641,23 +646,36 @@ async def _run_media(
 _DRAIN = 0.2
 
 
-async def _answer_one(args: argparse.Namespace, call: Call, counts: dict[str, int]) -> None:
+async def _answer_call(args: argparse.Namespace, call: Call, counts: dict[str, int]) -> bool:
+    """Ring, then answer or reject as told: True once answered. Counts what happened."""
     counts["calls"] += 1
+    if args.ring > 0:
+        await call.ring()
+        await anyio.sleep(args.ring)
+    assert call.invite is not None
+    if call.ua.endpoint.was_cancelled(call.invite):
+        # Section 9.2: the Endpoint answered 487 already.
+        counts["cancelled"] += 1
+        return False
+    if args.code != 200:
+        await call.reject(args.code)
+        counts["rejected"] += 1
+        return False
+    await call.answer()
+    counts["answered"] += 1
+    return True
+
+
+def _needs_task(args: argparse.Namespace) -> bool:
+    """Whether ``answer`` waits in a call (ring, hang up, media) or only answers it."""
+    return args.ring > 0 or args.hangup_after is not None or args.media is not None
+
+
+async def _answer_one(args: argparse.Namespace, call: Call, counts: dict[str, int]) -> None:
+    """A call that ``answer`` waits in (:func:`_needs_task`), in a task of its own."""
     try:
-        if args.ring > 0:
-            await call.ring()
-            await anyio.sleep(args.ring)
-        assert call.invite is not None
-        if call.ua.endpoint.was_cancelled(call.invite):
-            # Section 9.2: the Endpoint answered 487 already.
-            counts["cancelled"] += 1
+        if not await _answer_call(args, call, counts):
             return
-        if args.code != 200:
-            await call.reject(args.code)
-            counts["rejected"] += 1
-            return
-        await call.answer()
-        counts["answered"] += 1
 
         async def talk() -> None:
             if args.hangup_after is not None:
@@ -673,6 +691,24 @@ async def _answer_one(args: argparse.Namespace, call: Call, counts: dict[str, in
     except SIPError as exc:
         counts["failed"] += 1
         log.warning("call failed: %s", exc)
+
+
+async def _answer_at_once(args: argparse.Namespace, call: Call, counts: dict[str, int]) -> None:
+    """A call with nothing to wait for: answered, then reported from callbacks, no task.
+
+    A digit is printed as it arrives, the ``rtp:`` line when the call ends
+    (BYE either way, or the command stopping). A held call then costs
+    ``answer`` no task at all.
+    """
+    try:
+        if not await _answer_call(args, call, counts):
+            return
+    except SIPError as exc:
+        counts["failed"] += 1
+        log.warning("call failed: %s", exc)
+        return
+    call.media.on_dtmf(lambda digit: print(_dtmf_line(digit, call), flush=True))
+    call.on_ended(lambda: print(_rtp_line(call, call.media.statistics()), flush=True))
 
 
 async def _guarded(spec: str, loop: bool, media: MediaSession) -> None:
@@ -787,7 +823,10 @@ async def _answer(args: argparse.Namespace) -> int:
 
         async def serve() -> None:
             async for call in ua.incoming_calls():
-                tg.start_soon(_answer_one, args, call, counts)
+                if _needs_task(args):
+                    tg.start_soon(_answer_one, args, call, counts)
+                else:
+                    await _answer_at_once(args, call, counts)
 
         tg.start_soon(serve)
         code = await _serve(

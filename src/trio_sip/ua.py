@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
 from types import TracebackType
@@ -47,6 +47,7 @@ from .media import (
 from .media.offer_answer import NoCommonMedia
 from .message import URI, NameAddr, Request, Response
 from .message.sdp import Direction, RtpMap, SessionDescription
+from .transport import multiplex
 
 log = logging.getLogger("trio_sip.ua")
 
@@ -98,6 +99,24 @@ class Call:
     requests; a BYE from the peer ends the call and wakes :meth:`wait_ended`.
     """
 
+    # Slotted: a busy UA holds thousands (one per call), and a dict each adds up.
+    __slots__ = (
+        "_answered",
+        "_client",
+        "_ended",
+        "_ended_callbacks",
+        "_ended_event",
+        "_holding",
+        "_media_scope",
+        "_owns_media",
+        "dialog",
+        "invite",
+        "local_sdp",
+        "media",
+        "remote_sdp",
+        "ua",
+    )
+
     def __init__(self, ua: UserAgent, media: MediaSession) -> None:
         self.ua = ua
         #: The RTP session of the call.
@@ -113,10 +132,15 @@ class Call:
         self.remote_sdp: SessionDescription | None = None
         self._client: ClientRequest | None = None
         self._answered: Response | None = None
-        self._ended = anyio.Event()
-        # The scope of the task receiving our RTP, for a call that came in:
-        # it ends with the call.
+        self._ended = False
+        # Made only when a task waits (wait_ended), called once at the end.
+        self._ended_event: anyio.Event | None = None
+        self._ended_callbacks: list[Callable[[], object]] | None = None
+        # The scope of the task receiving our RTP, for a call that came in
+        # where there is no multiplexer: it ends with the call.
         self._media_scope: anyio.CancelScope | None = None
+        # A call that came in owns its session (no task or block closes it).
+        self._owns_media = False
         # Whether we put the peer on hold (our offers then say sendonly).
         self._holding = False
 
@@ -125,26 +149,57 @@ class Call:
     @property
     def ended(self) -> bool:
         """True once the call is over (BYE either way, rejected, failed)."""
-        return self._ended.is_set()
+        return self._ended
 
     async def wait_ended(self) -> None:
         """Wait until the call is over (BYE either way, missing ACK, UA closing)."""
-        await self._ended.wait()
+        if self._ended:
+            await anyio.lowlevel.checkpoint()
+            return
+        if self._ended_event is None:
+            self._ended_event = anyio.Event()
+        await self._ended_event.wait()
+
+    def on_ended(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` (synchronous, no arguments) once the call is over.
+
+        What :meth:`wait_ended` waits for, for a caller with no task to wait
+        in. Called at once if the call is over already. It runs in whatever
+        ended the call (the Endpoint's handling of a BYE, the UA closing) and
+        must not block.
+        """
+        if self._ended:
+            callback()
+            return
+        if self._ended_callbacks is None:
+            self._ended_callbacks = []
+        self._ended_callbacks.append(callback)
 
     def _end(self) -> None:
-        self._ended.set()
+        if self._ended:
+            return
+        self._ended = True
+        if self._ended_event is not None:
+            self._ended_event.set()
         if self._media_scope is not None:
             self._media_scope.cancel()
+        if self._owns_media:
+            self.media.close()
+            self.ua._incoming.pop(self, None)
+        callbacks, self._ended_callbacks = self._ended_callbacks, None
+        for callback in callbacks or ():
+            callback()
 
     def _follow(self, dialog: Dialog) -> None:
         # Filed under its dialog, so that the peer's re-INVITE and INFO find
         # it, until the Endpoint says the dialog is over (no task waits for it).
         self.dialog = dialog
         self.ua._calls[dialog.id] = self
-        self.ua.endpoint.on_dialog_ended(dialog, lambda: self._dialog_over(dialog))
+        self.ua.endpoint.on_dialog_ended(dialog, self._dialog_over)
 
-    def _dialog_over(self, dialog: Dialog) -> None:
-        self.ua._calls.pop(dialog.id, None)
+    def _dialog_over(self) -> None:
+        if self.dialog is not None:
+            self.ua._calls.pop(self.dialog.id, None)
         self._end()
 
     # ----- caller side ------------------------------------------------------------------
@@ -433,6 +488,10 @@ class UserAgent:
         self._message_send: MemoryObjectSendStream[Request] = msend
         self._message_receive: MemoryObjectReceiveStream[Request] = mreceive
         self._registration: anyio.CancelScope | None = None
+        # Receives the RTP of every call (None: a task per call receives).
+        self._multiplexer: multiplex.DatagramMultiplexer | None = None
+        # Incoming calls not over yet, whose sessions close with them.
+        self._incoming: dict[Call, None] = {}
         self._registered_at: URI | None = None
         self._contact: URI | None = None
 
@@ -444,7 +503,12 @@ class UserAgent:
         try:
             await stack.enter_async_context(self.dispatcher)
             await stack.enter_async_context(self.endpoint)
+            if multiplex.SUPPORTED:
+                self._multiplexer = multiplex.DatagramMultiplexer()
+                stack.callback(self._multiplexer.close)
             self._tg = await stack.enter_async_context(anyio.create_task_group())
+            if self._multiplexer is not None:
+                self._tg.start_soon(self._multiplexer.serve)
             self._tg.start_soon(self._sort_incoming)
         except BaseException:
             await stack.__aexit__(None, None, None)
@@ -465,7 +529,7 @@ class UserAgent:
         assert self._tg is not None
         self._tg.cancel_scope.cancel()
         # Leaving ends every call (BYE from the Endpoint as it closes).
-        for call in list(self._calls.values()):
+        for call in [*self._calls.values(), *self._incoming]:
             call._end()
         self._calls.clear()
         for stream in (
@@ -493,7 +557,10 @@ class UserAgent:
 
     def _media_session(self) -> MediaSession:
         return MediaSession(
-            self.local_ip, port_range=self._rtp_ports, inband_dtmf=self._inband_dtmf
+            self.local_ip,
+            port_range=self._rtp_ports,
+            inband_dtmf=self._inband_dtmf,
+            multiplexer=self._multiplexer,
         )
 
     def _offer(self, media: MediaSession) -> SessionDescription:
@@ -519,7 +586,11 @@ class UserAgent:
         if method == "INVITE" and call is not None:
             await call._their_reinvite(request)
         elif method == "INVITE" and request.to.tag is None:
-            self._spawn(self._serve_incoming_call, request)
+            if self._multiplexer is not None:
+                # No task per call: the multiplexer's receives its RTP.
+                await self._new_incoming_call(request)
+            else:
+                self._spawn(self._serve_incoming_call, request)
         elif method == "MESSAGE":
             await self.endpoint.respond(request, 200)
             try:
@@ -532,27 +603,47 @@ class UserAgent:
         else:
             await self.endpoint.respond(request, 481 if request.to.tag else 405)
 
-    async def _serve_incoming_call(self, invite: Request) -> None:
-        # One task per incoming call: it receives the call's RTP until the
-        # call ends (the session's own receive task would be a second one).
+    async def _new_incoming_call(self, invite: Request) -> Call | None:
+        """A bound session and a Call for ``invite``, handed to :meth:`incoming_calls`.
+
+        None when the INVITE was refused: 503 with no RTP port (RFC 3261
+        section 21.5.4), 486 when nobody takes calls; the UA goes on serving
+        either way, and the session is closed. With a multiplexer the call
+        owns its session, which closes when the call ends.
+        """
         media = self._media_session()
         try:
             await media.bind()
         except (SIPError, OSError) as exc:
-            # No RTP port for the call: 503 (RFC 3261 section 21.5.4),
-            # and the UA goes on serving.
             log.warning("no media session for %s: %s", invite.summary(), exc)
             await media.aclose()
             await self.endpoint.respond(invite, 503)
-            return
+            return None
+        call = Call(self, media)
+        call.invite = invite
+        if self._multiplexer is not None:
+            call._owns_media = True
+            self._incoming[call] = None
+        # Not answered after all: the call is over with the 487.
+        self.endpoint.on_cancelled(invite, call._end)
         try:
-            call = Call(self, media)
-            call.invite = invite
-            try:
-                self._call_send.send_nowait(call)
-            except (anyio.WouldBlock, anyio.ClosedResourceError):
-                await self.endpoint.respond(invite, 486)
-                return
+            self._call_send.send_nowait(call)
+        except (anyio.WouldBlock, anyio.ClosedResourceError):
+            call._end()
+            await media.aclose()
+            await self.endpoint.respond(invite, 486)
+            return None
+        return call
+
+    async def _serve_incoming_call(self, invite: Request) -> None:
+        # Without a multiplexer, one task per incoming call: it receives the
+        # call's RTP until the call ends (the session's own receive task
+        # would be a second one).
+        call = await self._new_incoming_call(invite)
+        if call is None:
+            return
+        media = call.media
+        try:
             with anyio.CancelScope() as scope:
                 call._media_scope = scope
                 if not call.ended:

@@ -15,6 +15,7 @@ import pytest
 from tests.dispatcher._peer import UDPPeer, raw_request, udp_peer
 
 from trio_sip.endpoint import DialogState, Endpoint
+from trio_sip.errors import SIPError
 from trio_sip.message import Message, Request, Response, make_ack, make_response, parse_message
 
 from ._helpers import BOUND, running_endpoint, serve
@@ -363,4 +364,45 @@ async def test_full_queue_gets_503_with_retry_after() -> None:
         assert response.call_id == "q1"
         assert response.headers.get("retry-after") is not None
         assert ep.statistics().incoming_queued == 1
+        tg.cancel_scope.cancel()
+
+
+async def test_the_ack_is_kept_while_the_invite_transaction_lives_then_forgotten() -> None:
+    # wait_ack after the ACK arrived still gives it, until the INVITE's
+    # transaction ends (Timer L, 64*T1 after the 2xx, RFC 6026); then the
+    # 2xx and its ACK are gone, though the dialog lives on.
+    answered: list[Response] = []
+
+    async def answer(ep: Endpoint, request: Request) -> None:
+        answered.append(await ep.respond(request, 200))
+
+    async with anyio.create_task_group() as tg, udp_peer(tg) as peer, running_endpoint() as ep:
+        tg.start_soon(serve, ep, answer)
+        leg = ep.dispatcher.legs[0]
+        invite = raw_request("INVITE", peer.address, branch="z9hG4bKk1", call_id="k1")
+        await peer.send(invite, leg.address)
+        with anyio.fail_after(BOUND):
+            (arrival,) = await peer.wait_for(1)
+        ok = arrival.message
+        assert isinstance(ok, Response)
+        assert ok.status == 200
+        ack = (
+            f"ACK sip:ep@127.0.0.1:{leg.port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{peer.port};branch=z9hG4bKk2\r\n"
+            f"From: {ok.headers.get('from')}\r\nTo: {ok.headers.get('to')}\r\n"
+            f"Call-ID: k1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+        await peer.send(ack.encode(), leg.address)
+        await anyio.sleep(1)
+        got = await ep.wait_ack(answered[0])
+        assert got is not None
+        assert got.method == "ACK"
+        assert got.call_id == "k1"
+        await anyio.sleep(40)  # past Timer L
+        assert ep.statistics().server_transactions == 0
+        with pytest.raises(SIPError, match="no 2xx"):
+            await ep.wait_ack(answered[0])
+        assert ep._answered == {}
+        (dialog,) = ep.dialogs
+        assert dialog.state is DialogState.CONFIRMED
         tg.cancel_scope.cancel()

@@ -1,8 +1,9 @@
-"""An answered call costs the UserAgent one task: the one that receives its RTP.
+"""An answered call costs the UserAgent no task: one multiplexer task receives all RTP.
 
 It used to be three (the call's task, a task watching the dialog, the media
-session's receive task) plus the Endpoint's timer tasks; this counts them, so
-that it cannot come back unseen. Virtual time on both backends.
+session's receive task) plus the Endpoint's timer tasks, then one (the task
+receiving its RTP); without epoll it still is that one. This counts them, so
+that they cannot come back unseen. Virtual time on both backends.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pytest
 from trio_sip.dispatcher import Dispatcher
 from trio_sip.endpoint import ClientRequest, Endpoint
 from trio_sip.media import make_offer
+from trio_sip.transport import multiplex
 from trio_sip.ua import Call, UserAgent
 
 pytestmark = [pytest.mark.anyio, pytest.mark.virtual_time]
@@ -21,7 +23,18 @@ CALLS = 10
 BOUND = 60.0
 
 
-async def test_an_answered_call_holds_one_task() -> None:
+@pytest.fixture(params=["multiplexer", "task per call"])
+def tasks_per_call(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Tasks an answered call holds: none with the multiplexer, one without (no epoll)."""
+    if request.param == "multiplexer":
+        if not multiplex.SUPPORTED:
+            pytest.skip("no epoll on this system: every call has its task")
+        return 0
+    monkeypatch.setattr(multiplex, "SUPPORTED", False)
+    return 1
+
+
+async def test_the_tasks_an_answered_call_holds(tasks_per_call: int) -> None:
     answered: list[Call] = []
     async with (
         UserAgent("sip:bob@example.com", listen=["udp:127.0.0.1:0"]) as bob,
@@ -52,14 +65,63 @@ async def test_an_answered_call_holds_one_task() -> None:
         assert bob.endpoint.statistics().pending_2xx == 0  # every ACK arrived
         assert len(answered) == CALLS
         assert not any(call.ended for call in answered)
-        assert len(anyio.get_running_tasks()) - before == CALLS
+        assert len(anyio.get_running_tasks()) - before == CALLS * tasks_per_call
+        assert not any(call.media.closed for call in answered)
 
         with anyio.fail_after(BOUND):
             for request in requests:
                 assert (await alice.request(request.dialogs[0], "BYE")).status == 200
             await anyio.sleep(0.1)
-        # The BYE ended each call, and its task with it.
+        # The BYE ended each call, its task and its RTP sockets with it.
         assert all(call.ended for call in answered)
+        assert all(call.media.closed for call in answered)
         assert bob._calls == {}
         assert len(anyio.get_running_tasks()) == before
+        tg.cancel_scope.cancel()
+
+
+async def test_a_call_cancelled_before_the_answer_ends_and_lets_go(tasks_per_call: int) -> None:
+    # Nobody answers; the caller's CANCEL ends the INVITE with 487, and with
+    # it the call: on_ended callbacks run once, the RTP sockets close, and
+    # no task is left for it.
+    taken: list[Call] = []
+    arrived = anyio.Event()
+    endings: list[str] = []
+    async with (
+        UserAgent("sip:bob@example.com", listen=["udp:127.0.0.1:0"]) as bob,
+        Dispatcher(["udp:127.0.0.1:0"]) as disp,
+        Endpoint(disp, user="alice") as alice,
+        anyio.create_task_group() as tg,
+    ):
+
+        async def callee() -> None:
+            async for call in bob.incoming_calls():
+                call.on_ended(lambda: endings.append("ended"))
+                taken.append(call)
+                arrived.set()
+
+        tg.start_soon(callee)
+        await anyio.sleep(0.01)
+        before = len(anyio.get_running_tasks())
+        target = f"sip:bob@{bob.dispatcher.legs[0].sent_by()}"
+        offer = bytes(make_offer("127.0.0.1", 40000))
+        with anyio.fail_after(BOUND):
+            request = await alice.new_request(
+                "INVITE", target, headers=[("Content-Type", "application/sdp")], body=offer
+            )
+            await arrived.wait()
+            (call,) = taken
+            assert not call.ended
+            assert not call.media.closed
+            assert len(anyio.get_running_tasks()) - before == tasks_per_call
+            await request.cancel()
+            assert (await request.wait_final()).status == 487
+            await anyio.sleep(0.1)
+        assert call.ended
+        assert call.media.closed
+        assert endings == ["ended"]
+        call.on_ended(lambda: endings.append("late"))  # over already: at once
+        assert endings == ["ended", "late"]
+        assert len(anyio.get_running_tasks()) == before
+        assert bob._incoming == {}
         tg.cancel_scope.cancel()

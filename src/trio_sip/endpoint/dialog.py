@@ -120,6 +120,11 @@ class Dialog:
     is_uac: bool = True
     #: Our Contact, repeated in target refresh requests (12.2.1.1).
     local_contact: NameAddr | None = None
+    # Made once: the dialog is filed under it in several tables per call.
+    _id: DialogId = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._id = DialogId(self.call_id, self.local_tag, self.remote_tag)
 
     # ----- creation ---------------------------------------------------------------
 
@@ -201,7 +206,7 @@ class Dialog:
     @property
     def id(self) -> DialogId:
         """Call-ID, local tag, remote tag."""
-        return DialogId(self.call_id, self.local_tag, self.remote_tag)
+        return self._id
 
     @property
     def confirmed(self) -> bool:

@@ -163,7 +163,13 @@ class _ServerTx:
     trying: Scheduled | None = None
     #: A CANCEL arrived for it (9.2).
     cancelled: bool = False
+    #: A CANCEL ended it: it was answered 487 (9.2).
+    ended_by_cancel: bool = False
+    #: Called once a CANCEL ended it (after the 487): Endpoint.on_cancelled.
+    on_cancel: Callable[[], object] | None = None
     dialog: Dialog | None = None
+    #: Its 2xx, retransmitted until the ACK (an INVITE answered 2xx).
+    answered: _Pending2xx | None = None
     #: Further keys it is filed under: an RFC 2543 client's ACK (17.2.3).
     extra_keys: list[ServerKey | LegacyServerKey] = field(default_factory=list)
 
@@ -185,6 +191,8 @@ class _Pending2xx:
     #: Made only when someone waits (wait_ack): most 2xx answers have no waiter.
     acked: anyio.Event | None = None
     ack: Request | None = None
+    #: Its transaction ended before it settled: forgotten once it does.
+    orphan: bool = False
 
 
 @dataclass(eq=False, slots=True)
@@ -514,7 +522,9 @@ class Endpoint:
         Returns the ACK (which may carry the SDP answer of a late offer), or
         None when none came within 64*T1: then the Endpoint has already sent
         a BYE (13.3.1.4). Raises :class:`RequestFailed` for any other
-        response, or one whose dialog is over.
+        response, one whose dialog is over, or one whose INVITE transaction
+        has ended: the ACK is kept as long as that transaction lives (64*T1
+        after the 2xx, RFC 6026 section 7.1), not for the whole dialog.
         """
         did = _uas_dialog_id(response)
         pending = self._answered.get(did, {}).get(id(response)) if did is not None else None
@@ -543,6 +553,22 @@ class Endpoint:
         """True when a CANCEL arrived for the INVITE ``request``."""
         tx = self._server.get(server_key(request))
         return tx is not None and tx.cancelled
+
+    def on_cancelled(self, request: Request, callback: Callable[[], object]) -> None:
+        """Call ``callback`` (synchronous) when a CANCEL ends the INVITE ``request`` with 487.
+
+        For a caller with no task waiting on the INVITE (the UserAgent's
+        incoming calls). Called at once when that happened already; never
+        when the INVITE got its final response first. One callback per
+        INVITE: a second replaces the first.
+        """
+        tx = self._server.get(server_key(request))
+        if tx is None:
+            return
+        if tx.ended_by_cancel:
+            callback()
+            return
+        tx.on_cancel = callback
 
     async def wait_dialog_ended(self, dialog: Dialog) -> None:
         """Wait until ``dialog`` is over (BYE either way, missing ACK, closing)."""
@@ -1117,6 +1143,15 @@ class Endpoint:
                             del self._server[key]
                     if tx.trying is not None:
                         tx.trying.cancel()
+                    answered = tx.answered
+                    if answered is not None:
+                        # The ACK is kept for wait_ack while the transaction
+                        # lives (RFC 6026: 64*T1 after the 2xx), not for the
+                        # whole dialog: held calls travel light.
+                        if answered.settled:
+                            self._forget_answer(answered)
+                        else:
+                            answered.orphan = True
                 case _:
                     log.debug("server transaction action %r ignored", action)
 
@@ -1226,6 +1261,10 @@ class Endpoint:
         if target.machine.state is ServerInviteState.PROCEEDING:
             # 9.2: the INVITE is answered 487 unless it had its final response.
             await self._respond(target, 487)
+            target.ended_by_cancel = True
+            callback, target.on_cancel = target.on_cancel, None
+            if callback is not None:
+                callback()
 
     async def _respond(
         self,
@@ -1284,6 +1323,7 @@ class Endpoint:
                 give_up_at=now + self.config.duration(Timer.H),
             )
             self._answered.setdefault(tx.dialog.id, {})[id(response)] = pending
+            tx.answered = pending
             self._pending_2xx[(tx.dialog.id, request.cseq.seq)] = pending
             self._arm_2xx(tx, pending)
         await self._perform_server(tx, actions)
@@ -1315,9 +1355,20 @@ class Endpoint:
 
     def _settle(self, pending: _Pending2xx) -> None:
         pending.settled = True
-        pending.intervals = None  # kept while the dialog lives (wait_ack): travel light
+        pending.intervals = None  # kept while its transaction lives (wait_ack): travel light
         if pending.acked is not None:
             pending.acked.set()
+        if pending.orphan:
+            self._forget_answer(pending)
+
+    def _forget_answer(self, pending: _Pending2xx) -> None:
+        did = pending.dialog.id
+        answers = self._answered.get(did)
+        key = id(pending.response)
+        if answers is not None and answers.get(key) is pending:
+            del answers[key]
+            if not answers:
+                del self._answered[did]
 
     def _arm_2xx(self, tx: _ServerTx, pending: _Pending2xx) -> None:
         assert pending.intervals is not None  # not settled: the schedule goes on

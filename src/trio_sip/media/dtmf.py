@@ -142,6 +142,9 @@ class EventReceiver:
     packet of the same event (updates, retransmitted ends) is ignored.
     """
 
+    # Slotted: a busy UA holds thousands (one per call), and a dict each adds up.
+    __slots__ = ("_current",)
+
     def __init__(self) -> None:
         self._current: tuple[int, int] | None = None
 

@@ -187,6 +187,9 @@ class RtpSender:
     sampling position the caller gives, modulo 2**32.
     """
 
+    # Slotted: a busy UA holds thousands (one per call), and a dict each adds up.
+    __slots__ = ("next_sequence", "octets", "packets", "ssrc", "timestamp_base")
+
     def __init__(
         self,
         *,
@@ -235,6 +238,21 @@ class ReceptionStats:
     that is not yet confirmed by a second packet), which the caller should drop.
     A new SSRC restarts the statistics: the source changed.
     """
+
+    # Slotted: a busy UA holds thousands (one per call), and a dict each adds up.
+    __slots__ = (
+        "_bad_sequence",
+        "_seen",
+        "_transit",
+        "base_sequence",
+        "clock_rate",
+        "cycles",
+        "duplicates",
+        "jitter_units",
+        "max_sequence",
+        "received",
+        "ssrc",
+    )
 
     def __init__(self, clock_rate: int) -> None:
         self.clock_rate = clock_rate

@@ -13,7 +13,9 @@ stream never drifts however long it runs; its RTP timestamp is the origin plus
 timestamp jumps by the silence, and the marker bit flags the new talkspurt,
 RFC 3551 section 4.1).
 
-Receiving runs in one task that reads the socket and never waits on a consumer:
+Receiving runs in one task that reads the socket and never waits on a consumer
+(or, given a :class:`~trio_sip.transport.DatagramMultiplexer`, in
+the multiplexer's task, shared by every session of a UserAgent):
 audio packets go to :meth:`MediaSession.receive`, RFC 4733 events and in-band
 tones become digits on :meth:`MediaSession.dtmf`. A consumer too slow for the
 stream loses packets (counted in ``statistics().dropped``) instead of delaying it.
@@ -24,7 +26,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Generic, Self, TypeVar
@@ -34,6 +36,7 @@ import anyio
 from ..errors import ParseError, TransportError
 from ..message.sdp import STATIC_PAYLOAD_TYPES, Direction, RtpMap
 from ..transport.leg import Address, Leg
+from ..transport.multiplex import DatagramMultiplexer
 from ..transport.udp import UDPLeg
 from . import g711
 from .dtmf import DtmfDetector, EventReceiver, dtmf_tone, event_of_digit, event_payloads
@@ -104,6 +107,9 @@ class _Queue(Generic[T]):
     then the iteration ends, so a recorder keeps the last packets of a call.
     """
 
+    # Slotted: a busy UA holds thousands (one per call), and a dict each adds up.
+    __slots__ = ("_closed", "_items", "_size", "_wakeup")
+
     def __init__(self, size: int) -> None:
         # Made at the first item: an empty deque costs 600 bytes, and most
         # calls of a busy answering UA never queue a digit.
@@ -172,7 +178,44 @@ class MediaSession:
     (RFC 4961); the negotiated ``remote`` is only used until the first packet.
     ``inband_dtmf`` turns on Goertzel detection of received PCMU/PCMA audio.
     ``queue_size`` bounds the packets and digits waiting for a consumer.
+    ``multiplexer``: receive in that multiplexer's task instead of a task of
+    the session's own (:meth:`bind` registers the RTP socket there,
+    :meth:`close` takes it out).
     """
+
+    # Slotted: a busy UA holds thousands (one per call), and a dict each adds up.
+    __slots__ = (
+        "_audio",
+        "_base",
+        "_detector",
+        "_digit_callback",
+        "_digits",
+        "_dropped",
+        "_dtmf_received",
+        "_dtmf_sent",
+        "_events",
+        "_malformed",
+        "_multiplexer",
+        "_octets_received",
+        "_origin",
+        "_pace",
+        "_reception",
+        "_rtcp",
+        "_rtp",
+        "_send_errors",
+        "_sender",
+        "_skipped",
+        "_slot",
+        "_task_group",
+        "codec",
+        "direction",
+        "host",
+        "port_range",
+        "ptime",
+        "remote",
+        "symmetric",
+        "telephone_event",
+    )
 
     def __init__(
         self,
@@ -187,6 +230,7 @@ class MediaSession:
         symmetric: bool = True,
         inband_dtmf: bool = False,
         queue_size: int = 64,
+        multiplexer: DatagramMultiplexer | None = None,
     ) -> None:
         if ptime <= 0:
             raise ValueError("ptime must be positive")
@@ -202,12 +246,14 @@ class MediaSession:
         self.symmetric = symmetric
         self._rtp: UDPLeg | None = None
         self._rtcp: UDPLeg | None = None
+        self._multiplexer = multiplexer
         self._task_group: anyio.abc.TaskGroup | None = None
         self._sender = RtpSender()
         self._reception = ReceptionStats(codec.clock_rate)
         self._events = EventReceiver()
         self._detector = DtmfDetector(sample_rate=codec.clock_rate) if inband_dtmf else None
-        self._pace = anyio.Lock()
+        # Made by the first send: a UA answering thousands of silent calls never does.
+        self._pace: anyio.Lock | None = None
         self._origin: float | None = None
         self._slot = 0
         # Sampling position of slot 0: where the timestamp clock restarts from.
@@ -221,11 +267,14 @@ class MediaSession:
         self._dtmf_received = 0
         self._audio: _Queue[RtpPacket] = _Queue(queue_size)
         self._digits: _Queue[str] = _Queue(queue_size)
+        self._digit_callback: Callable[[str], object] | None = None
 
     # --- lifetime -----------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
         await self._bind()
+        if self._multiplexer is not None:
+            return self
         try:
             self._task_group = anyio.create_task_group()
             await self._task_group.__aenter__()
@@ -254,13 +303,30 @@ class MediaSession:
         """Close the sockets and end the iterators; the session cannot be reused."""
         await self._close_sockets()
 
+    def close(self) -> None:
+        """:meth:`aclose` without waiting, for a callback (the end of a call), from a task."""
+        for leg in (self._rtp, self._rtcp):
+            if leg is not None:
+                sock = leg.raw_socket
+                if sock is not None and self._multiplexer is not None:
+                    self._multiplexer.discard(sock)
+                leg.close()
+        self._audio.close()
+        self._digits.close()
+
+    @property
+    def closed(self) -> bool:
+        """True once the session was closed (or never bound)."""
+        return self._rtp is None or self._rtp.raw_socket is None
+
     async def bind(self) -> None:
         """Bind the RTP and RTCP ports, without the receive task of ``async with``.
 
-        For a caller that has a task to receive in anyway (the UserAgent's
-        task of an incoming call): it runs :meth:`serve` there, and
-        :meth:`aclose` when done. Raises
-        :class:`~trio_sip.errors.TransportError` when no port pair is free.
+        With a multiplexer, its task receives from now on. Otherwise it is
+        for a caller that has a task to receive in anyway: it runs
+        :meth:`serve` there. Either way :meth:`aclose` or :meth:`close` when
+        done. Raises :class:`~trio_sip.errors.TransportError` when no port
+        pair is free.
         """
         await self._bind()
 
@@ -268,15 +334,14 @@ class MediaSession:
         """Receive RTP in the current task until the session closes (or the task is cancelled)."""
         if self._rtp is None:
             raise RuntimeError("the media session is not open")
+        if self._multiplexer is not None:
+            raise RuntimeError("the multiplexer receives for this session")
         await self._rtp.serve(self._on_datagram)
 
     async def _close_sockets(self) -> None:
         with anyio.CancelScope(shield=True):
-            for leg in (self._rtp, self._rtcp):
-                if leg is not None:
-                    await leg.aclose()
-        self._audio.close()
-        self._digits.close()
+            self.close()
+            await anyio.lowlevel.checkpoint()
 
     async def _bind(self) -> None:
         if self.port_range is None:
@@ -305,7 +370,7 @@ class MediaSession:
                 except TransportError:
                     await rtcp.aclose()
                     continue
-                self._rtp, self._rtcp = rtp, rtcp
+                self._opened(rtp, rtcp)
                 return
             rtcp = UDPLeg(self.host, rtp.port + 1)
             try:
@@ -313,10 +378,16 @@ class MediaSession:
             except TransportError:
                 await rtp.aclose()
                 continue
-            self._rtp, self._rtcp = rtp, rtcp
+            self._opened(rtp, rtcp)
             return
         where = "from the system" if self.port_range is None else f"in {self.port_range}"
         raise TransportError(f"no free even/odd port pair {where} on {self.host}")
+
+    def _opened(self, rtp: UDPLeg, rtcp: UDPLeg) -> None:
+        self._rtp, self._rtcp = rtp, rtcp
+        sock = rtp.raw_socket
+        if self._multiplexer is not None and sock is not None:
+            self._multiplexer.add(sock, self._on_rtp)
 
     # --- addresses and negotiation --------------------------------------------------
 
@@ -358,6 +429,12 @@ class MediaSession:
     def samples_per_frame(self) -> int:
         """Samples in one packet time: 160 for 20 ms at 8 kHz."""
         return self.codec.clock_rate * self.ptime // 1000
+
+    def _pacing(self) -> anyio.Lock:
+        """The lock that keeps senders (audio, digits) to one slot clock."""
+        if self._pace is None:
+            self._pace = anyio.Lock()
+        return self._pace
 
     def _position(self) -> int:
         return self._base + self._slot * self.samples_per_frame
@@ -405,7 +482,7 @@ class MediaSession:
         Nothing goes out while the remote address is unknown or our direction
         does not send, but the clock still advances.
         """
-        async with self._pace:
+        async with self._pacing():
             paused = await self._next_slot()
             await self._emit(self.codec.payload_type, self._position(), payload, marker or paused)
 
@@ -440,7 +517,7 @@ class MediaSession:
 
     async def _send_event(self, digit: str, samples: int, volume: int) -> None:
         assert self.telephone_event is not None
-        async with self._pace:
+        async with self._pacing():
             start: int | None = None
             for event, marker in event_payloads(
                 digit, samples, self.samples_per_frame, volume=volume
@@ -453,7 +530,7 @@ class MediaSession:
     async def _send_tone(self, digit: str, samples: int) -> None:
         frame = self.samples_per_frame
         encoding = self.codec.encoding_name
-        async with self._pace:
+        async with self._pacing():
             for offset in range(0, samples, frame):
                 tone = dtmf_tone(digit, frame, sample_rate=self.codec.clock_rate, start=offset)
                 payload = g711.encode(encoding, g711.pcm_from_samples(tone))
@@ -467,7 +544,7 @@ class MediaSession:
         # In-band, the gap is audio too: silence, so the detector sees the digit end.
         frames = max(1, round(gap * 1000 / self.ptime))
         quiet = g711.silence(self.codec.encoding_name, self.samples_per_frame)
-        async with self._pace:
+        async with self._pacing():
             for _ in range(frames):
                 paused = await self._next_slot()
                 await self._emit(self.codec.payload_type, self._position(), quiet, paused)
@@ -475,8 +552,10 @@ class MediaSession:
     # --- receiving -----------------------------------------------------------------
 
     def _on_datagram(self, data: object, leg: Leg, source: Address) -> None:
-        if not isinstance(data, bytes):
-            return
+        if isinstance(data, bytes):
+            self._on_rtp(data, source)
+
+    def _on_rtp(self, data: bytes, source: Address) -> None:
         try:
             packet = RtpPacket.parse(data)
         except ParseError:
@@ -503,7 +582,9 @@ class MediaSession:
 
     def _digit(self, digit: str) -> None:
         self._dtmf_received += 1
-        if not self._digits.put(digit):
+        if self._digit_callback is not None:
+            self._digit_callback(digit)
+        elif not self._digits.put(digit):
             self._dropped += 1
 
     def receive(self) -> AsyncIterator[RtpPacket]:
@@ -518,6 +599,14 @@ class MediaSession:
     def dtmf(self) -> AsyncIterator[str]:
         """Received digits, from RFC 4733 events and (with ``inband_dtmf``) tones."""
         return self._digits
+
+    def on_dtmf(self, callback: Callable[[str], object] | None) -> None:
+        """Call ``callback(digit)`` for each received digit instead of queueing it for :meth:`dtmf`.
+
+        For a caller with no task to iterate in. It runs in the receive task
+        and must not block; None goes back to the queue.
+        """
+        self._digit_callback = callback
 
     def decode(self, packet: RtpPacket) -> bytes | None:
         """A packet's audio as 16-bit PCM, or None if it is not PCMU/PCMA.

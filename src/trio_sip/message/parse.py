@@ -46,6 +46,9 @@ _WS: Final = " \t"
 # Names seen in real traffic, accepted without running the token regex.
 _GOOD_NAMES: dict[str, str] = {}
 _GOOD_NAMES_MAX: Final = 4096
+# One string object per good name, shared by every message that spells it so:
+# a message kept for long (the INVITE of a held call) holds no copies.
+_SPELLINGS: dict[str, str] = {}
 
 
 def _split_head(data: bytes) -> tuple[str, int]:
@@ -100,7 +103,8 @@ def parse_head(head: str, limits: ParseLimits = DEFAULT_LIMITS) -> Request | Res
     triples = [line.partition(":") for line in rest]
     good = _GOOD_NAMES.get
     keys = [good(name) if colon else None for name, colon, _ in triples]
-    names = [name for name, _, _ in triples]
+    spelling = _SPELLINGS.get
+    names = [spelling(name, name) for name, _, _ in triples]
     values = [value.strip(_WS) for _, _, value in triples]
     if None in keys:
         for i, key in enumerate(keys):
@@ -134,6 +138,7 @@ def _check_header_name(triple: tuple[str, str, str]) -> tuple[str, str]:
     key = canonical_name(stripped)
     if stripped == name and len(_GOOD_NAMES) < _GOOD_NAMES_MAX:
         _GOOD_NAMES[name] = key
+        _SPELLINGS[name] = name
     return key, stripped
 
 

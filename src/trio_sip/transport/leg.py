@@ -132,7 +132,7 @@ def parse_leg_spec(spec: str) -> tuple[str, str, int]:
     return proto, host, port
 
 
-@dataclass
+@dataclass(slots=True)
 class LegStatistics:
     """Counters of one leg."""
 
@@ -154,6 +154,19 @@ class Leg(abc.ABC):
     leg is added) opens its socket, and ``port`` 0 becomes the ephemeral port
     the system chose.
     """
+
+    # Slotted: a busy UA holds thousands (one per call), and a dict each adds up.
+    __slots__ = (
+        "_route_cache",
+        "_sock",
+        "_via_prefix",
+        "advertise",
+        "family",
+        "host",
+        "peer",
+        "port",
+        "stats",
+    )
 
     proto: ClassVar[str]
     #: Streams are reliable: nothing is retransmitted over them (RFC 3261 17).
@@ -187,7 +200,8 @@ class Leg(abc.ABC):
         #: bound address, e.g. a public address in front of a NAT.
         self.advertise = advertise
         self.stats = LegStatistics()
-        self._route_cache: dict[str, str] = {}
+        # Made by the first lookup: legs used for RTP never need one.
+        self._route_cache: dict[str, str] | None = None
         self._via_prefix: tuple[int, str] | None = None
 
     @classmethod
@@ -235,7 +249,10 @@ class Leg(abc.ABC):
     def _local_address_towards(self, dst: Address | None) -> str:
         if dst is None:
             return "127.0.0.1" if self.family == socket.AF_INET else "::1"
-        cached = self._route_cache.get(dst[0])
+        cache = self._route_cache
+        if cache is None:
+            cache = self._route_cache = {}
+        cached = cache.get(dst[0])
         if cached is not None:
             return cached
         probe = socket.socket(self.family, socket.SOCK_DGRAM)
@@ -246,8 +263,8 @@ class Leg(abc.ABC):
             local = "127.0.0.1" if self.family == socket.AF_INET else "::1"
         finally:
             probe.close()
-        if len(self._route_cache) < 1024:
-            self._route_cache[dst[0]] = local
+        if len(cache) < 1024:
+            cache[dst[0]] = local
         return local
 
     def sent_by(self, dst: Address | None = None) -> str:

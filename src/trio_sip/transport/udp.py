@@ -33,6 +33,9 @@ class UDPLeg(Leg):
     its drops).
     """
 
+    # Slotted: a busy UA holds thousands (one per call), and a dict each adds up.
+    __slots__ = ("_raw",)
+
     proto = "udp"
     reliable = False
 
@@ -147,11 +150,24 @@ class UDPLeg(Leg):
             except (anyio.ClosedResourceError, OSError, ValueError) as exc:
                 raise TransportFailure(DeliveryFailure.TRANSPORT, "leg is closed") from exc
 
-    async def aclose(self) -> None:
-        """Close the socket; a task waiting on it wakes and ends."""
+    @property
+    def raw_socket(self) -> socket.socket | None:
+        """The bound non-blocking socket (None before :meth:`bind` and after closing).
+
+        For a reader other than :meth:`serve`: a
+        :class:`~trio_sip.transport.DatagramMultiplexer`.
+        """
+        return self._raw
+
+    def close(self) -> None:
+        """Close the socket now; a task waiting on it wakes and ends. Call it from a task."""
         raw, self._raw = self._raw, None
         if raw is not None:
             if raw.fileno() != -1:
                 anyio.notify_closing(raw)
             raw.close()
+
+    async def aclose(self) -> None:
+        """Close the socket; a task waiting on it wakes and ends."""
+        self.close()
         await anyio.lowlevel.checkpoint()
