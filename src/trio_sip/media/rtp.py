@@ -197,11 +197,14 @@ class RtpSender:
         first_sequence: int | None = None,
         timestamp_base: int | None = None,
     ) -> None:
+        # One read of the system's random source for all three (one
+        # system call per session instead of three).
+        random = int.from_bytes(secrets.token_bytes(10))
         if first_sequence is None:
-            first_sequence = secrets.randbits(16)
+            first_sequence = random & 0xFFFF
         if timestamp_base is None:
-            timestamp_base = secrets.randbits(32)
-        self.ssrc: int = secrets.randbits(32) if ssrc is None else ssrc
+            timestamp_base = (random >> 16) & 0xFFFFFFFF
+        self.ssrc: int = (random >> 48) & 0xFFFFFFFF if ssrc is None else ssrc
         self.next_sequence: int = first_sequence
         self.timestamp_base: int = timestamp_base
         #: Packets and payload octets produced, for RTCP-style sender counts.

@@ -353,7 +353,7 @@ class MediaSession:
             start = random.randrange(len(ports))
             candidates = [ports[(start + i) % len(ports)] for i in range(len(ports))]
         for port in candidates:
-            rtp = UDPLeg(self.host, port)
+            rtp = UDPLeg(self.host, port, receive_buffer=None)
             try:
                 await rtp.bind()
             except TransportError:
@@ -364,7 +364,7 @@ class MediaSession:
                     continue
                 # The system gave an odd port: it does for RTCP if the even
                 # one below is free (one socket fewer than starting again).
-                rtcp, rtp = rtp, UDPLeg(self.host, rtp.port - 1)
+                rtcp, rtp = rtp, UDPLeg(self.host, rtp.port - 1, receive_buffer=None)
                 try:
                     await rtp.bind()
                 except TransportError:
@@ -372,7 +372,7 @@ class MediaSession:
                     continue
                 self._opened(rtp, rtcp)
                 return
-            rtcp = UDPLeg(self.host, rtp.port + 1)
+            rtcp = UDPLeg(self.host, rtp.port + 1, receive_buffer=None)
             try:
                 await rtcp.bind()
             except TransportError:

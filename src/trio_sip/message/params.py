@@ -8,12 +8,14 @@ are kept exactly as written so that output is byte-exact.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Final
+from typing import Final, TypeVar, overload
 
 from ..errors import ParseError
 from ._text import WS, iter_semicolon_parts
 
 __all__ = ["Params"]
+
+_T = TypeVar("_T")
 
 _EMPTY: Final[tuple[tuple[str, str | None], ...]] = ()
 
@@ -62,6 +64,19 @@ class Params(Mapping[str, "str | None"]):
 
     def __getitem__(self, key: str) -> str | None:
         return self._lookup()[key.lower()]
+
+    @overload
+    def get(self, key: str, /) -> str | None: ...
+    @overload
+    def get(self, key: str, /, default: str | _T | None) -> str | _T | None: ...
+
+    def get(self, key: str, /, default: object = None) -> object:
+        """``self[key]``, or ``default`` when absent (a flag's value is None).
+
+        Mapping's own ``get`` raises and catches a KeyError for every absent
+        name; ``received`` and ``maddr`` are absent from most Vias.
+        """
+        return self._lookup().get(key.lower(), default)
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and key.lower() in self._lookup()

@@ -34,7 +34,7 @@ class UDPLeg(Leg):
     """
 
     # Slotted: a busy UA holds thousands (one per call), and a dict each adds up.
-    __slots__ = ("_raw",)
+    __slots__ = ("_raw", "receive_buffer")
 
     proto = "udp"
     reliable = False
@@ -46,9 +46,13 @@ class UDPLeg(Leg):
         *,
         sock: socket.socket | None = None,
         advertise: str | None = None,
+        receive_buffer: int | None = RECEIVE_BUFFER,
     ) -> None:
         super().__init__(host, port, sock=sock, advertise=advertise)
         self._raw: socket.socket | None = None
+        #: Receive buffer asked of the kernel at bind (None: the system's
+        #: default, enough for a stream of RTP).
+        self.receive_buffer = receive_buffer
 
     async def bind(self) -> None:
         """Bind the datagram socket. SO_REUSEADDR is never set, so a port that
@@ -67,12 +71,13 @@ class UDPLeg(Leg):
                 sock.close()
                 raise map_os_error(exc, f"cannot bind udp {self.host}:{self.port}") from exc
         sock.setblocking(False)
+        wanted = self.receive_buffer
         with contextlib.suppress(OSError):
             # Room for a burst: the kernel's default holds about a hundred
             # small datagrams (it counts buffer overhead too). It caps the
             # value at net.core.rmem_max without an error.
-            if sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < RECEIVE_BUFFER:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+            if wanted is not None and sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < wanted:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, wanted)
         self._raw = sock
         self.port = sock.getsockname()[1]
         await anyio.lowlevel.checkpoint()
