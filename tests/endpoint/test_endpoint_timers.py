@@ -88,6 +88,18 @@ def _answer(request: Request, status: int, tag: str, peer_port: int) -> bytes:
     return bytes(make_response(request, status, to_tag=tag, headers=contact))
 
 
+def _ack_2xx(ok: Response, port: int, peer_port: int, branch: str, body: str = "") -> bytes:
+    """The peer's ACK for the 2xx ``ok`` (a transaction of its own: ``branch``)."""
+    content = "Content-Type: application/sdp\r\n" if body else ""
+    return (
+        f"ACK sip:ep@127.0.0.1:{port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:{peer_port};branch={branch}\r\n"
+        f"From: {ok.headers.get('from')}\r\nTo: {ok.headers.get('to')}\r\n"
+        f"Call-ID: {ok.call_id}\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\n"
+        f"{content}Content-Length: {len(body)}\r\n\r\n{body}"
+    ).encode()
+
+
 async def _next(index: int, peer: UDPPeer) -> Request:
     """The ``index``-th packet the peer got, once it is there (a request)."""
     arrivals = await peer.wait_for(index + 1)
@@ -165,13 +177,7 @@ async def test_ack_stops_2xx_retransmission() -> None:
         with anyio.fail_after(BOUND):
             ok = (await peer.wait_for(1))[0].message
         assert isinstance(ok, Response)
-        ack = (
-            f"ACK sip:ep@127.0.0.1:{leg.port} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP 127.0.0.1:{peer.port};branch=z9hG4bKack2\r\n"
-            f"From: <sip:alice@example.com>;tag=a1\r\nTo: {ok.headers.get('to')}\r\n"
-            f"Call-ID: c1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-        )
-        await peer.send(ack.encode(), leg.address)
+        await peer.send(_ack_2xx(ok, leg.port, peer.port, "z9hG4bKack2"), leg.address)
         await anyio.sleep(60)
         assert len(peer.arrivals) == 1  # neither a retransmission nor a BYE
         (dialog,) = ep.dialogs
@@ -320,14 +326,8 @@ async def test_wait_ack_gives_the_ack_or_none() -> None:
                 # Skip the first call's BYE retransmissions (nobody answers them).
                 ok = (await peer.wait_for(len(peer.arrivals) + 1))[-1].message
             assert isinstance(ok, Response)
-            ack = (
-                f"ACK sip:ep@127.0.0.1:{leg.port} SIP/2.0\r\n"
-                f"Via: SIP/2.0/UDP 127.0.0.1:{peer.port};branch=z9hG4bKw3\r\n"
-                f"From: <sip:alice@example.com>;tag=a1\r\nTo: {ok.headers.get('to')}\r\n"
-                f"Call-ID: c2\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\n"
-                f"Content-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n"
-            )
-            await peer.send(ack.encode(), leg.address)
+            ack = _ack_2xx(ok, leg.port, peer.port, "z9hG4bKw3", body="v=0\n")
+            await peer.send(ack, leg.address)
             await ready[1].wait()
         second = results[1]
         assert second is not None
@@ -386,13 +386,7 @@ async def test_the_ack_is_kept_while_the_invite_transaction_lives_then_forgotten
         ok = arrival.message
         assert isinstance(ok, Response)
         assert ok.status == 200
-        ack = (
-            f"ACK sip:ep@127.0.0.1:{leg.port} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP 127.0.0.1:{peer.port};branch=z9hG4bKk2\r\n"
-            f"From: {ok.headers.get('from')}\r\nTo: {ok.headers.get('to')}\r\n"
-            f"Call-ID: k1\r\nCSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-        )
-        await peer.send(ack.encode(), leg.address)
+        await peer.send(_ack_2xx(ok, leg.port, peer.port, "z9hG4bKk2"), leg.address)
         await anyio.sleep(1)
         got = await ep.wait_ack(answered[0])
         assert got is not None

@@ -8,6 +8,9 @@ that they cannot come back unseen. Virtual time on both backends.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
 import anyio
 import pytest
 
@@ -34,31 +37,45 @@ def tasks_per_call(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     return 1
 
 
-async def test_the_tasks_an_answered_call_holds(tasks_per_call: int) -> None:
-    answered: list[Call] = []
+@asynccontextmanager
+async def calling_bob(
+    callee: Callable[[UserAgent], Awaitable[None]],
+) -> AsyncIterator[tuple[UserAgent, Endpoint, Callable[[], Awaitable[ClientRequest]]]]:
+    """Bob's UserAgent with ``callee`` taking his calls; alice's Endpoint and a way to call him."""
     async with (
         UserAgent("sip:bob@example.com", listen=["udp:127.0.0.1:0"]) as bob,
         Dispatcher(["udp:127.0.0.1:0"]) as disp,
         Endpoint(disp, user="alice") as alice,
         anyio.create_task_group() as tg,
     ):
-
-        async def callee() -> None:
-            async for call in bob.incoming_calls():
-                await call.answer()
-                answered.append(call)
-
-        tg.start_soon(callee)
+        tg.start_soon(callee, bob)
         await anyio.sleep(0.01)
-        before = len(anyio.get_running_tasks())
         target = f"sip:bob@{bob.dispatcher.legs[0].sent_by()}"
         offer = bytes(make_offer("127.0.0.1", 40000))
+
+        async def invite() -> ClientRequest:
+            return await alice.new_request(
+                "INVITE", target, headers=[("Content-Type", "application/sdp")], body=offer
+            )
+
+        yield bob, alice, invite
+        tg.cancel_scope.cancel()
+
+
+async def test_the_tasks_an_answered_call_holds(tasks_per_call: int) -> None:
+    answered: list[Call] = []
+
+    async def callee(bob: UserAgent) -> None:
+        async for call in bob.incoming_calls():
+            await call.answer()
+            answered.append(call)
+
+    async with calling_bob(callee) as (bob, alice, invite):
+        before = len(anyio.get_running_tasks())
         requests: list[ClientRequest] = []
         with anyio.fail_after(BOUND):
             for _ in range(CALLS):
-                request = await alice.new_request(
-                    "INVITE", target, headers=[("Content-Type", "application/sdp")], body=offer
-                )
+                request = await invite()
                 assert (await request.wait_final()).status == 200
                 requests.append(request)
         await anyio.sleep(1)  # past the 100 Trying delay and the first 2xx retransmission
@@ -77,7 +94,6 @@ async def test_the_tasks_an_answered_call_holds(tasks_per_call: int) -> None:
         assert all(call.media.closed for call in answered)
         assert bob._calls == {}
         assert len(anyio.get_running_tasks()) == before
-        tg.cancel_scope.cancel()
 
 
 async def test_a_call_cancelled_before_the_answer_ends_and_lets_go(tasks_per_call: int) -> None:
@@ -87,28 +103,17 @@ async def test_a_call_cancelled_before_the_answer_ends_and_lets_go(tasks_per_cal
     taken: list[Call] = []
     arrived = anyio.Event()
     endings: list[str] = []
-    async with (
-        UserAgent("sip:bob@example.com", listen=["udp:127.0.0.1:0"]) as bob,
-        Dispatcher(["udp:127.0.0.1:0"]) as disp,
-        Endpoint(disp, user="alice") as alice,
-        anyio.create_task_group() as tg,
-    ):
 
-        async def callee() -> None:
-            async for call in bob.incoming_calls():
-                call.on_ended(lambda: endings.append("ended"))
-                taken.append(call)
-                arrived.set()
+    async def callee(bob: UserAgent) -> None:
+        async for call in bob.incoming_calls():
+            call.on_ended(lambda: endings.append("ended"))
+            taken.append(call)
+            arrived.set()
 
-        tg.start_soon(callee)
-        await anyio.sleep(0.01)
+    async with calling_bob(callee) as (bob, _, invite):
         before = len(anyio.get_running_tasks())
-        target = f"sip:bob@{bob.dispatcher.legs[0].sent_by()}"
-        offer = bytes(make_offer("127.0.0.1", 40000))
         with anyio.fail_after(BOUND):
-            request = await alice.new_request(
-                "INVITE", target, headers=[("Content-Type", "application/sdp")], body=offer
-            )
+            request = await invite()
             await arrived.wait()
             (call,) = taken
             assert not call.ended
@@ -124,4 +129,3 @@ async def test_a_call_cancelled_before_the_answer_ends_and_lets_go(tasks_per_cal
         assert endings == ["ended", "late"]
         assert len(anyio.get_running_tasks()) == before
         assert bob._incoming == {}
-        tg.cancel_scope.cancel()
