@@ -652,16 +652,23 @@ async def _answer_call(args: argparse.Namespace, call: Call, counts: dict[str, i
     if args.ring > 0:
         await call.ring()
         await anyio.sleep(args.ring)
+    answered = _settle_call(args, call, counts)
+    await call.ua.endpoint.wait_sent()
+    return answered
+
+
+def _settle_call(args: argparse.Namespace, call: Call, counts: dict[str, int]) -> bool:
+    """Answer or reject as told, without waiting: True once answered."""
     assert call.invite is not None
     if call.ua.endpoint.was_cancelled(call.invite):
         # Section 9.2: the Endpoint answered 487 already.
         counts["cancelled"] += 1
         return False
     if args.code != 200:
-        await call.reject(args.code)
+        call.reject_nowait(args.code)
         counts["rejected"] += 1
         return False
-    await call.answer()
+    call.answer_nowait()
     counts["answered"] += 1
     return True
 
@@ -693,15 +700,17 @@ async def _answer_one(args: argparse.Namespace, call: Call, counts: dict[str, in
         log.warning("call failed: %s", exc)
 
 
-async def _answer_at_once(args: argparse.Namespace, call: Call, counts: dict[str, int]) -> None:
-    """A call with nothing to wait for: answered, then reported from callbacks, no task.
+def _answer_at_once(args: argparse.Namespace, call: Call, counts: dict[str, int]) -> None:
+    """A call with nothing to wait for: the UA's call handler, run as the INVITE arrives.
 
-    A digit is printed as it arrives, the ``rtp:`` line when the call ends
-    (BYE either way, or the command stopping). A held call then costs
-    ``answer`` no task at all.
+    Answered (or refused) there and then, and reported from callbacks: a
+    digit is printed as it arrives, the ``rtp:`` line when the call ends
+    (BYE either way, or the command stopping). A call costs ``answer`` no
+    task and no task switch.
     """
+    counts["calls"] += 1
     try:
-        if not await _answer_call(args, call, counts):
+        if not _settle_call(args, call, counts):
             return
     except SIPError as exc:
         counts["failed"] += 1
@@ -814,21 +823,22 @@ async def _answer(args: argparse.Namespace) -> int:
     code = 1
     async with _user_agent(args, aor, args.listen) as ua, anyio.create_task_group() as tg:
         counts = {"calls": 0, "answered": 0, "rejected": 0, "cancelled": 0, "failed": 0}
+
+        async def serve() -> None:
+            async for call in ua.incoming_calls():
+                tg.start_soon(_answer_one, args, call, counts)
+
+        # Ready before the registration makes us reachable.
+        if _needs_task(args):
+            tg.start_soon(serve)
+        else:
+            ua.set_call_handler(partial(_answer_at_once, args, counts=counts))
         if args.registrar is not None:
             try:
                 await ua.register(f"sip:{args.registrar}", expires=args.expires)
             except CallFailed as exc:
                 print(f"trio-sip: REGISTER failed: {exc}", file=sys.stderr)
                 return code
-
-        async def serve() -> None:
-            async for call in ua.incoming_calls():
-                if _needs_task(args):
-                    tg.start_soon(_answer_one, args, call, counts)
-                else:
-                    await _answer_at_once(args, call, counts)
-
-        tg.start_soon(serve)
         code = await _serve(
             args,
             ua.dispatcher,

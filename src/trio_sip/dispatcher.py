@@ -34,7 +34,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from .errors import DeliveryError, DeliveryFailure, ParseError, ResolveError
 from .message import URI, Message, Request, Response, make_ack, make_response, parse_message
 from .message.parse import DEFAULT_LIMITS, ParseLimits, parse_head
-from .message.via import common_via_host
+from .message.via import Via, common_via_host
 from .resolver import DNSResolver, Resolver, Target, uri_transport
 from .transaction.keys import ServerKey, client_key
 from .transaction.timers import RetransmitKind, TimerConfig, retransmit_intervals
@@ -916,22 +916,56 @@ class Dispatcher:
         The received/rport of the top Via, else its maddr (unreliable
         transports), else its sent-by, resolved when it is a name.
         """
-        via = response.top_via
-        proto = via.transport.lower()
-        port = via.default_port()
-        rport = via.rport
-        if via.received is not None:
-            host = via.received
-            if type(rport) is int:  # not the bare flag (True): a real port
-                port = rport
-        elif via.maddr is not None and not via.reliable:
-            host = via.maddr
-        else:
-            host = via.host
+        proto, host, port = _via_destination(response.top_via)
         if not is_ip_literal(host):
             targets = await self.resolver.resolve(URI("sip", host, port=port))
             return Target(proto, targets[0].host, port, host)
         return Target(proto, host, port)
+
+    @staticmethod
+    def response_target_nowait(response: Response) -> Target | None:
+        """:meth:`response_target` when no name needs resolving, else None."""
+        proto, host, port = _via_destination(response.top_via)
+        return Target(proto, host, port) if is_ip_literal(host) else None
+
+    def respond_nowait(self, response: Response, leg: Leg | None = None) -> bool:
+        """Send ``response`` at once if nothing needs waiting; False (nothing sent) if it does.
+
+        The per-packet path of an element whose own transactions retransmit
+        (an Endpoint's answers, a proxy's forwarded responses): a datagram
+        leg, a top Via whose destination (:meth:`response_target`) is an IP
+        address, a socket buffer with room. Then the response is sent now,
+        in the caller's task, and kept in the response cache as
+        :meth:`deliver` would; it is never retransmitted. Otherwise, a
+        stream, a name to resolve, a full buffer, no leg, it returns False
+        and :meth:`deliver` does the work. ``leg`` is the leg the request
+        came on, used when it speaks the Via's transport. Raises
+        :class:`DeliveryError` when the send fails.
+        """
+        via = response.top_via
+        if via.reliable:
+            return False  # 18.2.2: the connection the request came on, if open
+        target = self.response_target_nowait(response)
+        if target is None:
+            return False
+        out_leg = leg if leg is not None and leg.proto == target.transport else None
+        if out_leg is None:
+            out_leg = self.find_leg(target)
+            if out_leg is None:
+                return False
+        data = bytes(response)
+        try:
+            if not out_leg.send_nowait(data, target.address):
+                return False
+        except TransportFailure as exc:
+            self._count_failure(exc.reason)
+            raise DeliveryError(exc.reason, exc.detail) from exc
+        self._packets_out += 1
+        if self.response_cache and response.cseq.method != "ACK":
+            self._remember(
+                _cache_key(response), _CacheEntry(response, data, out_leg, target.address)
+            )
+        return True
 
     async def targets_for(self, request: Request, dst: Address | None = None) -> list[Target]:
         """Where ``request`` would go, best first, without sending it.
@@ -1104,6 +1138,21 @@ class Dispatcher:
                 f"{leg.proto}:{format_address(leg.address)}": leg.statistics() for leg in self._legs
             },
         )
+
+
+def _via_destination(via: Via) -> tuple[str, str, int]:
+    # RFC 3261 section 18.2.2 with RFC 3581: (transport, host, port) of a response.
+    port = via.default_port()
+    rport = via.rport
+    if via.received is not None:
+        host = via.received
+        if type(rport) is int:  # not the bare flag (True): a real port
+            port = rport
+    elif via.maddr is not None and not via.reliable:
+        host = via.maddr
+    else:
+        host = via.host
+    return via.transport.lower(), host, port
 
 
 async def _await(awaitable: Awaitable[object]) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
 from types import TracebackType
@@ -259,8 +259,16 @@ class Call:
         Returns the 200. Raises :class:`CallFailed` with 488 sent when no
         offered stream can be accepted.
         """
+        response = self.answer_nowait(sdp)
+        await self.ua.endpoint.wait_sent()
+        return response
+
+    def answer_nowait(self, sdp: SessionDescription | bytes | None = None) -> Response:
+        """:meth:`answer` without waiting: for a call handler (:meth:`UserAgent.set_call_handler`)
+        or any caller with no task to wait in."""
         invite = self.invite
         assert invite is not None
+        endpoint = self.ua.endpoint
         body: bytes
         if sdp is not None:
             body = bytes(sdp)
@@ -280,15 +288,15 @@ class Call:
                         require=True,
                     )
                 except NoCommonMedia:
-                    response = await self.ua.endpoint.respond(invite, 488)
+                    response = endpoint.respond_nowait(invite, 488)
                     self._end()
                     raise CallFailed(response) from None
                 if params is not None:
                     self.media.apply(params)
             body = bytes(self.local_sdp)
-        response = await self.ua.endpoint.respond(invite, 200, headers=[_SDP], body=body)
+        response = endpoint.respond_nowait(invite, 200, headers=[_SDP], body=body)
         self._answered = response
-        dialog = self.ua.endpoint.dialog_of(invite)
+        dialog = endpoint.dialog_of(invite)
         if dialog is not None:
             self._follow(dialog)
             if sdp is None and self.remote_sdp is None:
@@ -313,8 +321,15 @@ class Call:
 
     async def reject(self, status: int = 486) -> Response:
         """Refuse the call (486 Busy Here by default); the call is then over."""
+        response = self.reject_nowait(status)
+        await self.ua.endpoint.wait_sent()
+        return response
+
+    def reject_nowait(self, status: int = 486) -> Response:
+        """:meth:`reject` without waiting: for a call handler (:meth:`UserAgent.set_call_handler`)
+        or any caller with no task to wait in."""
         assert self.invite is not None
-        response = await self.ua.endpoint.respond(self.invite, status)
+        response = self.ua.endpoint.respond_nowait(self.invite, status)
         self._end()
         return response
 
@@ -492,6 +507,8 @@ class UserAgent:
         self._multiplexer: multiplex.DatagramMultiplexer | None = None
         # Incoming calls not over yet, whose sessions close with them.
         self._incoming: dict[Call, None] = {}
+        # Set by set_call_handler: incoming calls go there instead of the queue.
+        self._call_handler: Callable[[Call], object] | None = None
         self._registered_at: URI | None = None
         self._contact: URI | None = None
 
@@ -509,7 +526,7 @@ class UserAgent:
             self._tg = await stack.enter_async_context(anyio.create_task_group())
             if self._multiplexer is not None:
                 self._tg.start_soon(self._multiplexer.serve)
-            self._tg.start_soon(self._sort_incoming)
+            self.endpoint.set_request_handler(self._on_request)
         except BaseException:
             await stack.__aexit__(None, None, None)
             raise
@@ -527,6 +544,7 @@ class UserAgent:
                 with anyio.move_on_after(self.endpoint.close_timeout):
                     await self.unregister()
         assert self._tg is not None
+        self.endpoint.set_request_handler(None)
         self._tg.cancel_scope.cancel()
         # Leaving ends every call (BYE from the Endpoint as it closes).
         for call in [*self._calls.values(), *self._incoming]:
@@ -572,38 +590,44 @@ class UserAgent:
 
     # ----- incoming requests ----------------------------------------------------------------
 
-    async def _sort_incoming(self) -> None:
-        async for request in self.endpoint.incoming():
-            try:
-                await self._on_request(request)
-            except SIPError:
-                log.exception("could not answer %s", request.summary())
-
-    async def _on_request(self, request: Request) -> None:
+    def _on_request(self, request: Request) -> Awaitable[None] | None:
+        # The Endpoint's request handler, called as the request arrives (no
+        # task switch): a new call and the simple answers are done here; a
+        # re-INVITE, which may need a task, comes back as an awaitable.
         dialog = self.endpoint.dialog_of(request)
         call = self._calls.get(dialog.id) if dialog is not None else None
         method = request.method
-        if method == "INVITE" and call is not None:
-            await call._their_reinvite(request)
-        elif method == "INVITE" and request.to.tag is None:
-            if self._multiplexer is not None:
-                # No task per call: the multiplexer's receives its RTP.
-                await self._new_incoming_call(request)
+        try:
+            if method == "INVITE" and call is not None:
+                return self._answer_reinvite(call, request)
+            if method == "INVITE" and request.to.tag is None:
+                if self._multiplexer is not None:
+                    # No task per call: the multiplexer's receives its RTP.
+                    self._new_incoming_call(request)
+                else:
+                    self._spawn(self._serve_incoming_call, request)
+            elif method == "MESSAGE":
+                self.endpoint.respond_nowait(request, 200)
+                try:
+                    self._message_send.send_nowait(request)
+                except anyio.WouldBlock:
+                    log.warning("no one reads messages: dropping %s", request.summary())
+            elif call is not None:
+                # INFO and the like in a call: accepted (RFC 6086 section 4.2.2).
+                self.endpoint.respond_nowait(request, 200)
             else:
-                self._spawn(self._serve_incoming_call, request)
-        elif method == "MESSAGE":
-            await self.endpoint.respond(request, 200)
-            try:
-                self._message_send.send_nowait(request)
-            except anyio.WouldBlock:
-                log.warning("no one reads messages: dropping %s", request.summary())
-        elif call is not None:
-            # INFO and the like in a call: accepted (RFC 6086 section 4.2.2).
-            await self.endpoint.respond(request, 200)
-        else:
-            await self.endpoint.respond(request, 481 if request.to.tag else 405)
+                self.endpoint.respond_nowait(request, 481 if request.to.tag else 405)
+        except SIPError:
+            log.exception("could not answer %s", request.summary())
+        return None
 
-    async def _new_incoming_call(self, invite: Request) -> Call | None:
+    async def _answer_reinvite(self, call: Call, request: Request) -> None:
+        try:
+            await call._their_reinvite(request)
+        except SIPError:
+            log.exception("could not answer %s", request.summary())
+
+    def _new_incoming_call(self, invite: Request) -> Call | None:
         """A bound session and a Call for ``invite``, handed to :meth:`incoming_calls`.
 
         None when the INVITE was refused: 503 with no RTP port (RFC 3261
@@ -613,11 +637,11 @@ class UserAgent:
         """
         media = self._media_session()
         try:
-            await media.bind()
+            media.bind_nowait()
         except (SIPError, OSError) as exc:
             log.warning("no media session for %s: %s", invite.summary(), exc)
-            await media.aclose()
-            await self.endpoint.respond(invite, 503)
+            media.close()
+            self.endpoint.respond_nowait(invite, 503)
             return None
         call = Call(self, media)
         call.invite = invite
@@ -626,12 +650,22 @@ class UserAgent:
             self._incoming[call] = None
         # Not answered after all: the call is over with the 487.
         self.endpoint.on_cancelled(invite, call._end)
+        handler = self._call_handler
+        if handler is not None:
+            try:
+                handler(call)
+            except Exception:
+                # The Endpoint logs it and answers 500; the call is over.
+                call._end()
+                media.close()
+                raise
+            return call
         try:
             self._call_send.send_nowait(call)
         except (anyio.WouldBlock, anyio.ClosedResourceError):
             call._end()
-            await media.aclose()
-            await self.endpoint.respond(invite, 486)
+            media.close()
+            self.endpoint.respond_nowait(invite, 486)
             return None
         return call
 
@@ -639,7 +673,7 @@ class UserAgent:
         # Without a multiplexer, one task per incoming call: it receives the
         # call's RTP until the call ends (the session's own receive task
         # would be a second one).
-        call = await self._new_incoming_call(invite)
+        call = self._new_incoming_call(invite)
         if call is None:
             return
         media = call.media
@@ -652,6 +686,19 @@ class UserAgent:
                     await call.wait_ended()
         finally:
             await media.aclose()
+
+    def set_call_handler(self, handler: Callable[[Call], object] | None) -> None:
+        """Give each incoming call to ``handler`` at once, instead of to :meth:`incoming_calls`.
+
+        ``handler(call)`` runs as the INVITE arrives, with no queue and no
+        task switch (a UA answering thousands of calls a second): it answers
+        with :meth:`Call.answer_nowait`, refuses with :meth:`Call.reject_nowait`,
+        or keeps the call to answer later (the Endpoint sends 100 Trying
+        after 200 ms meanwhile). It must not block; work that waits goes
+        into a task of its own. When it raises, the call is over and the
+        INVITE gets 500. None goes back to :meth:`incoming_calls`.
+        """
+        self._call_handler = handler
 
     def incoming_calls(self) -> MemoryObjectReceiveStream[Call]:
         """The calls coming in, for :meth:`Call.ring`, :meth:`Call.answer`, :meth:`Call.reject`.

@@ -23,6 +23,7 @@ from .endpoint import (
     Endpoint,
     EndpointStatistics,
     RequestFailed,
+    RequestHandler,
 )
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "EndpointStatistics",
     "KNOWN_METHODS",
     "RequestFailed",
+    "RequestHandler",
     "DIALOG_CREATING_METHODS",
     "Dialog",
     "DialogError",

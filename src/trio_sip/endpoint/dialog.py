@@ -66,6 +66,11 @@ def dialog_id_of_request(request: Request) -> DialogId | None:
     The local tag is the To tag and the remote tag the From tag (12.2.2).
     None when the request carries no To tag (it is outside any dialog).
     """
+    # A typed view: the Endpoint and the UA ask several times per request.
+    return request._view("dialog_id", _dialog_id_of_request)
+
+
+def _dialog_id_of_request(request: Request) -> DialogId | None:
     to_tag = request.to.tag
     if to_tag is None:
         return None

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import secrets
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +43,7 @@ from ..message import (
     new_tag,
 )
 from ..message.digest import authorize, choose_challenge, parse_challenges
+from ..message.headers import canonical_name
 from ..resolver import Target
 from ..transaction import (
     AckReceived,
@@ -100,6 +102,7 @@ __all__ = [
     "EndpointStatistics",
     "KNOWN_METHODS",
     "RequestFailed",
+    "RequestHandler",
 ]
 
 log = logging.getLogger("trio_sip.endpoint")
@@ -112,6 +115,10 @@ _MAX_REDIRECTS = 5
 
 #: (username, password) for digest, or a function from realm to them (None: no answer).
 CredentialSource = tuple[str, str] | Callable[[str], tuple[str, str] | None]
+
+#: What :meth:`Endpoint.set_request_handler` takes: called with each new
+#: request; returns None, or an awaitable for what must wait.
+RequestHandler = Callable[[Request], Awaitable[object] | None]
 
 
 class RequestFailed(SIPError):
@@ -179,6 +186,7 @@ class _Pending2xx:
     """A 2xx to an INVITE we retransmit until its ACK (13.3.1.4)."""
 
     response: Response
+    invite: Request
     dialog: Dialog
     #: When the 2xx goes again (None once settled), and when the wait for the ACK ends (64*T1).
     intervals: Iterator[float] | None
@@ -403,6 +411,13 @@ class Endpoint:
         send, receive = anyio.create_memory_object_stream[Request](queue_size)
         self._in_send: MemoryObjectSendStream[Request] = send
         self._in_receive: MemoryObjectReceiveStream[Request] = receive
+        # Set by set_request_handler: called inline instead of queueing to incoming().
+        self._request_handler: RequestHandler | None = None
+        # Responses that could not go at once (a stream, a name to resolve, a
+        # full buffer), in order: while any wait, later ones queue behind them.
+        self._outbox: deque[tuple[Response, Leg]] = deque()
+        self._flushing = False
+        self._flushed: anyio.Event | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         # Every timer of every transaction and dialog, on one task.
         self._timers = Scheduler()
@@ -448,7 +463,7 @@ class Endpoint:
                 ):
                     # Nobody will answer any more: say so rather than let the
                     # caller wait for its Timer B.
-                    tg.start_soon(self._close_answer, tx)
+                    self._close_answer(tx)
             for request in list(self._client_requests):
                 if request.method == "INVITE" and not request.done:
                     request.keep_forks = False
@@ -456,10 +471,11 @@ class Endpoint:
             for dialog in list(self._dialogs.values()):
                 if dialog.confirmed:
                     tg.start_soon(self._bye, dialog)
+            tg.start_soon(self.wait_sent)
 
-    async def _close_answer(self, tx: _ServerTx) -> None:
+    def _close_answer(self, tx: _ServerTx) -> None:
         try:
-            await self._respond(tx, 480 if isinstance(tx.machine, ServerInviteTransaction) else 503)
+            self._respond(tx, 480 if isinstance(tx.machine, ServerInviteTransaction) else 503)
         except SIPError as exc:
             log.info("could not answer %r on close: %s", tx.machine, exc)
 
@@ -511,10 +527,41 @@ class Endpoint:
         the request already has its final response, e.g. the 487 the
         Endpoint sent because the caller cancelled.
         """
+        response = self.respond_nowait(request, status, reason, headers=headers, body=body)
+        await self.wait_sent()
+        return response
+
+    def respond_nowait(
+        self,
+        request: Request,
+        status: int,
+        reason: str | None = None,
+        *,
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+    ) -> Response:
+        """:meth:`respond` without waiting, for a caller with no task (a request handler).
+
+        The response goes out before this returns when it can go at once
+        (UDP to an address); otherwise (a stream, a name to resolve, a full
+        socket buffer) it is queued, in order, for the Endpoint's own task.
+        """
         tx = self._server.get(server_key(request))
         if tx is None:
             raise RequestFailed(f"no transaction for {request.summary()} (answered already?)")
-        return await self._respond(tx, status, reason, headers=headers, body=body)
+        return self._respond(tx, status, reason, headers=headers, body=body)
+
+    def set_request_handler(self, handler: RequestHandler | None) -> None:
+        """Give each request that :meth:`incoming` would yield to ``handler`` instead, at once.
+
+        ``handler(request)`` runs inline, in the Dispatcher's receive path
+        (no queue, no task switch): it answers with :meth:`respond_nowait`,
+        or returns an awaitable for the work that must wait, which the
+        Dispatcher awaits in a handler task (later requests of the same
+        source wait behind it). An exception it raises is logged and the
+        request, unless answered, gets 500. None goes back to :meth:`incoming`.
+        """
+        self._request_handler = handler
 
     async def wait_ack(self, response: Response) -> Request | None:
         """Wait for the ACK of ``response``, a 2xx to an INVITE that :meth:`respond` sent.
@@ -821,6 +868,46 @@ class Endpoint:
         except TransportFailure as exc:
             await self._feed_client(tx, TransportFailed(str(exc)))
 
+    def _send_response(self, response: Response, leg: Leg) -> None:
+        # A server transaction's answers never make anyone wait: over UDP to
+        # an address they go now; the rest queue, in order, for one task.
+        if not self._outbox:
+            try:
+                if self.dispatcher.respond_nowait(response, leg):
+                    return
+            except DeliveryError as exc:
+                log.info("sending %s failed: %s", response.summary(), exc)
+                return
+        self._outbox.append((response, leg))
+        if not self._flushing:
+            self._flushing = True
+            self._spawn(self._flush_outbox)
+
+    async def _flush_outbox(self) -> None:
+        outbox = self._outbox
+        try:
+            while outbox:
+                response, leg = outbox[0]
+                await self._deliver_quietly(response, leg)
+                outbox.popleft()
+        finally:
+            self._flushing = False
+            flushed, self._flushed = self._flushed, None
+            if flushed is not None:
+                flushed.set()
+
+    async def wait_sent(self) -> None:
+        """Wait until every response :meth:`respond_nowait` queued has gone.
+
+        A checkpoint when none waits (UDP answers go at once).
+        """
+        if not self._outbox or not self._flushing:
+            await anyio.lowlevel.checkpoint()
+            return
+        if self._flushed is None:
+            self._flushed = anyio.Event()
+        await self._flushed.wait()
+
     async def _deliver_quietly(
         self, message: Request | Response, leg: Leg | None = None, dst: Address | None = None
     ) -> bool:
@@ -1034,30 +1121,28 @@ class Endpoint:
 
     def _receive_now(
         self, packet: Request | Response, leg: Leg, from_addr: Address
-    ) -> Awaitable[None] | None:
-        # The Dispatcher's receiver, called in the leg's receive loop. The ACK
-        # of a 2xx (a transaction of its own that no server transaction
-        # matches, 17.1.1.3) only stops the 2xx retransmissions (13.3.1.4):
-        # done here at once, without the hop through a handler task. The
-        # rest is receive(), which the Dispatcher's handler task awaits.
-        if isinstance(packet, Request) and packet.method == "ACK" and self._tg is not None:
-            tx = self._server.get(server_key(packet))
-            if tx is None or not isinstance(tx.machine, ServerInviteTransaction):
-                self._received += 1
-                self._ack_for_2xx(packet)
-                return None
-        return self.receive(packet, leg, from_addr)
-
-    async def receive(self, packet: Request | Response, leg: Leg, from_addr: Address) -> None:
-        """The Dispatcher's receiver entry point: one packet from ``leg``."""
+    ) -> Awaitable[object] | None:
+        # The Dispatcher's receiver, called in the leg's receive loop. The
+        # server side runs here at once: requests, their transactions, our
+        # answers and the application's request handler. What must wait
+        # (a response to our request may start a transaction or a BYE; a
+        # handler's slow work) comes back as an awaitable, for the
+        # Dispatcher's handler task.
         if self._tg is None:
             # Closed (or closing): a late response, e.g. the 487 of a CANCEL
             # sent while closing, has nobody left to go to.
-            return
+            return None
         if isinstance(packet, Response):
-            await self._on_response(packet)
+            return self._on_response(packet)
+        return self._on_request(packet, leg, from_addr)
+
+    async def receive(self, packet: Request | Response, leg: Leg, from_addr: Address) -> None:
+        """The Dispatcher's receiver entry point: one packet from ``leg``."""
+        pending = self._receive_now(packet, leg, from_addr)
+        if pending is not None:
+            await pending
         else:
-            await self._on_request(packet, leg, from_addr)
+            await anyio.lowlevel.checkpoint()
 
     async def _on_response(self, response: Response) -> None:
         key = client_key(response)
@@ -1084,26 +1169,26 @@ class Endpoint:
                 return tx
         return None
 
-    async def _on_request(self, request: Request, leg: Leg, source: Address) -> None:
+    def _on_request(self, request: Request, leg: Leg, source: Address) -> Awaitable[object] | None:
         self._received += 1
         method = request.method
         key = server_key(request)
         tx = self._server.get(key)
         if method == "ACK":
             if tx is not None and isinstance(tx.machine, ServerInviteTransaction):
-                await self._feed_server(tx, AckReceived(request))
-            else:
-                self._ack_for_2xx(request)
-            return
+                return self._feed_server(tx, AckReceived(request))
+            # The ACK of a 2xx: a transaction of its own that no server
+            # transaction matches (17.1.1.3); it only stops the 2xx (13.3.1.4).
+            self._ack_for_2xx(request)
+            return None
         if tx is not None:
-            await self._feed_server(tx, RequestRetransmitted(request))
-            return
+            return self._feed_server(tx, RequestRetransmitted(request))
         machine = server_transaction(
             request, reliable=leg.reliable, config=self.config, send_trying=False
         )
         tx = _ServerTx(machine, leg, source, new_tag())
         self._server[key] = tx
-        await self._perform_server(tx, machine.start())
+        return self._perform_server(tx, machine.start())
 
     def _ack_for_2xx(self, ack: Request) -> None:
         did = dialog_id_of_request(ack)
@@ -1117,15 +1202,17 @@ class Endpoint:
                 pending.timer.cancel()
                 pending.timer = None
 
-    async def _feed_server(self, tx: _ServerTx, event: Event) -> None:
-        await self._perform_server(tx, tx.machine.handle(event))
+    def _feed_server(self, tx: _ServerTx, event: Event) -> Awaitable[object] | None:
+        return self._perform_server(tx, tx.machine.handle(event))
 
-    async def _perform_server(self, tx: _ServerTx, actions: list[Action]) -> None:
+    def _perform_server(self, tx: _ServerTx, actions: list[Action]) -> Awaitable[object] | None:
+        # Never waits: the only awaitable is what a request handler returned.
+        pending: Awaitable[object] | None = None
         for action in actions:
             match action:
                 case Transmit(message=message) | Retransmit(message=message):
                     assert isinstance(message, Response)  # a server transaction sends responses
-                    await self._deliver_quietly(message, tx.leg)
+                    self._send_response(message, tx.leg)
                 case ArmTimer(timer=timer, delay=delay):
                     self._arm(tx, timer, delay)
                 case CancelTimer(timer=timer):
@@ -1134,7 +1221,7 @@ class Endpoint:
                     if message.method == "ACK":
                         self._ack_for_2xx(message)
                     else:
-                        await self._new_request(tx, message)
+                        pending = self._new_request(tx, message)
                 case InformTU(reason=reason):
                     log.info("server transaction %r failed: %s", tx.machine, reason.value)
                 case Terminate():
@@ -1154,58 +1241,72 @@ class Endpoint:
                             answered.orphan = True
                 case _:
                     log.debug("server transaction action %r ignored", action)
+        return pending
 
-    async def _reject(
-        self, tx: _ServerTx, status: int, headers: Iterable[tuple[str, str]] = ()
-    ) -> None:
+    def _reject(self, tx: _ServerTx, status: int, headers: Iterable[tuple[str, str]] = ()) -> None:
         self._rejected += 1
-        await self._respond(tx, status, headers=headers)
+        self._respond(tx, status, headers=headers)
 
-    async def _new_request(self, tx: _ServerTx, request: Request) -> None:
+    def _new_request(self, tx: _ServerTx, request: Request) -> Awaitable[object] | None:
         method = request.method
         if method == "CANCEL":
-            await self._on_cancel(tx, request)
-            return
+            self._on_cancel(tx, request)
+            return None
         did = dialog_id_of_request(request)
         if did is not None:
             dialog = self._dialogs.get(did)
             if dialog is None:
                 # 12.2.2: a request with a To tag that matches no dialog.
-                await self._reject(tx, 481)
-                return
+                self._reject(tx, 481)
+                return None
             if dialog.check_request(request) is not None:
                 # 12.2.2: CSeq lower than the last one; 14.2 adds Retry-After.
-                await self._reject(tx, 500, [("Retry-After", str(secrets.randbelow(10) + 1))])
-                return
+                self._reject(tx, 500, [("Retry-After", str(secrets.randbelow(10) + 1))])
+                return None
             tx.dialog = dialog
             if method == "INVITE" and self._our_invite_pending(dialog):
                 # 14.2: an INVITE while one of ours is pending in this dialog is glare.
-                await self._reject(tx, 491)
-                return
+                self._reject(tx, 491)
+                return None
             if method == "INVITE" and self._their_invite_pending(dialog, tx):
                 # 14.2: a second INVITE before the first had its final response.
-                await self._reject(tx, 500, [("Retry-After", str(secrets.randbelow(10) + 1))])
-                return
+                self._reject(tx, 500, [("Retry-After", str(secrets.randbelow(10) + 1))])
+                return None
             if method == "BYE":
-                await self._respond(tx, 200)
+                self._respond(tx, 200)
                 self._end_dialog(dialog)
-                return
+                return None
         if method == "OPTIONS":
-            await self._respond(tx, 200, headers=self._capabilities())
-            return
+            self._respond(tx, 200, headers=self._capabilities())
+            return None
         if method not in self.allow:
             if method in KNOWN_METHODS:
-                await self._reject(tx, 405, [("Allow", ", ".join(self.allow))])
+                self._reject(tx, 405, [("Allow", ", ".join(self.allow))])
             else:
-                await self._reject(tx, 501)
-            return
-        try:
-            self._in_send.send_nowait(request)
-        except (anyio.WouldBlock, anyio.ClosedResourceError):
-            await self._reject(tx, 503, [("Retry-After", "5")])
-            return
-        if method == "INVITE":
+                self._reject(tx, 501)
+            return None
+        handler = self._request_handler
+        pending: Awaitable[object] | None = None
+        if handler is None:
+            try:
+                self._in_send.send_nowait(request)
+            except (anyio.WouldBlock, anyio.ClosedResourceError):
+                self._reject(tx, 503, [("Retry-After", "5")])
+                return None
+        else:
+            try:
+                pending = handler(request)
+            except Exception:
+                log.exception("request handler failed on %s", request.summary())
+                last = tx.machine.last_response
+                if last is None or last.status < 200:
+                    self._respond(tx, 500)
+                return None
+        if method == "INVITE" and tx.machine.last_response is None:
+            # 17.2.1: unless the TU answered at once (a handler), 100 Trying
+            # goes out if it has not answered within 200 ms.
             tx.trying = self._timers.call_later(self.trying_delay, self._trying_due, tx)
+        return pending
 
     def _our_invite_pending(self, dialog: Dialog) -> bool:
         for tx in self._client.values():
@@ -1230,17 +1331,12 @@ class Endpoint:
                 return True
         return False
 
-    def _trying_due(self, tx: _ServerTx) -> Awaitable[object] | None:
+    def _trying_due(self, tx: _ServerTx) -> None:
         tx.trying = None
         machine = tx.machine
         if machine.state is not ServerInviteState.PROCEEDING or machine.last_response is not None:
-            return None
-        if tx.leg.reliable:
-            # A stream may make the send wait (a full buffer): not in the
-            # timer task, which every other timer waits for.
-            self._spawn(lambda: self._respond(tx, 100))
-            return None
-        return self._respond(tx, 100)
+            return
+        self._respond(tx, 100)
 
     def _capabilities(self) -> list[tuple[str, str]]:
         headers = [("Allow", ", ".join(self.allow))]
@@ -1250,23 +1346,23 @@ class Endpoint:
             headers.append(("Supported", ", ".join(self.supported)))
         return headers
 
-    async def _on_cancel(self, tx: _ServerTx, cancel: Request) -> None:
+    def _on_cancel(self, tx: _ServerTx, cancel: Request) -> None:
         target = self._server.get(cancel_target_key(cancel))
         if target is None or not isinstance(target.machine, ServerInviteTransaction):
             # 9.2: no matching transaction.
-            await self._respond(tx, 481)
+            self._respond(tx, 481)
             return
-        await self._respond(tx, 200)
+        self._respond(tx, 200)
         target.cancelled = True
         if target.machine.state is ServerInviteState.PROCEEDING:
             # 9.2: the INVITE is answered 487 unless it had its final response.
-            await self._respond(target, 487)
+            callback = target.on_cancel  # taken first: a final response drops it
+            self._respond(target, 487)
             target.ended_by_cancel = True
-            callback, target.on_cancel = target.on_cancel, None
             if callback is not None:
                 callback()
 
-    async def _respond(
+    def _respond(
         self,
         tx: _ServerTx,
         status: int,
@@ -1276,30 +1372,39 @@ class Endpoint:
         body: bytes = b"",
     ) -> Response:
         request = tx.machine.request
+        extra = list(headers)
+        if self.user_agent and status > 100:
+            extra.append(("Server", self.user_agent))
+        # A Contact goes into what creates a dialog and into 2xx answers to
+        # target refresh requests inside one (12.1.1, RFC 3311 5.2); the
+        # application's own Contact, if it gave one, stays.
+        refresh = tx.dialog is not None and request.method in TARGET_REFRESH_METHODS
+        creates = (request.method in DIALOG_CREATING_METHODS or refresh) and 101 <= status <= 299
+        contact: NameAddr | None = None
+        if creates and not any(canonical_name(name) == "contact" for name, _ in extra):
+            if tx.dialog is not None and tx.dialog.local_contact is not None:
+                contact = tx.dialog.local_contact
+            else:
+                contact = NameAddr(tx.leg.contact_uri(self.user))
+            extra.append(("Contact", str(contact)))
+        # Every header goes in at once: the response keeps the views it
+        # shares with the request (no header added after it is made).
         response = make_response(
             request,
             status,
             reason,
             to_tag=tx.local_tag if status > 100 else None,
-            headers=headers,
+            headers=extra,
             body=body,
         )
-        if self.user_agent and status > 100:
-            response.headers.add("Server", self.user_agent)
-        # A Contact goes into what creates a dialog and into 2xx answers to
-        # target refresh requests inside one (12.1.1, RFC 3311 5.2).
-        refresh = tx.dialog is not None and request.method in TARGET_REFRESH_METHODS
-        creates = (request.method in DIALOG_CREATING_METHODS or refresh) and 101 <= status <= 299
         if creates:
-            if tx.dialog is not None and tx.dialog.local_contact is not None:
-                if not response.contacts:
-                    response.headers.add("Contact", str(tx.dialog.local_contact))
-                contact = response.contacts[0]
-            else:
-                contact = self._add_contact(response, tx.leg)
-            self._uas_dialog(tx, response, contact)
-        if status >= 200 and tx.trying is not None:
-            tx.trying.cancel()
+            self._uas_dialog(tx, response, contact or response.contacts[0])
+        if status >= 200:
+            if tx.trying is not None:
+                tx.trying.cancel()
+            # No CANCEL can end it now; the callback (a call, its media)
+            # must not live on with the transaction's 64*T1.
+            tx.on_cancel = None
         if status >= 200 and request.method == "INVITE":
             # An RFC 2543 client's ACK carries the To tag of this response;
             # filed under that key too, it finds the transaction (17.2.3).
@@ -1317,6 +1422,7 @@ class Endpoint:
             now = anyio.current_time()
             pending = _Pending2xx(
                 response,
+                request,
                 tx.dialog,
                 intervals=retransmit_intervals(RetransmitKind.INVITE_2XX_RESPONSE, self.config),
                 next_at=math.inf if tx.leg.reliable else now,
@@ -1326,7 +1432,12 @@ class Endpoint:
             tx.answered = pending
             self._pending_2xx[(tx.dialog.id, request.cseq.seq)] = pending
             self._arm_2xx(tx, pending)
-        await self._perform_server(tx, actions)
+        self._perform_server(tx, actions)
+        if status >= 200 and request.method != "INVITE":
+            # What waits out Timer J needs no views (only a retransmitted
+            # request would read them again).
+            request.drop_views()
+            response.drop_views()
         if status >= 300 and tx.dialog is not None and tx.dialog.state is DialogState.EARLY:
             self._end_dialog(tx.dialog)  # 12.3: a non-2xx final ends the early dialog
         return response
@@ -1355,7 +1466,12 @@ class Endpoint:
 
     def _settle(self, pending: _Pending2xx) -> None:
         pending.settled = True
-        pending.intervals = None  # kept while its transaction lives (wait_ack): travel light
+        # Kept while its transaction lives (wait_ack): travel light.
+        pending.intervals = None
+        pending.response.drop_views()
+        pending.invite.drop_views()
+        if pending.ack is not None:
+            pending.ack.drop_views()
         if pending.acked is not None:
             pending.acked.set()
         if pending.orphan:
@@ -1393,7 +1509,8 @@ class Endpoint:
         machine = tx.machine
         if not machine.terminated and machine.state is ServerInviteState.ACCEPTED:
             return self._feed_server(tx, response_from_tu(pending.response))
-        return self._deliver_quietly(pending.response, tx.leg)
+        self._send_response(pending.response, tx.leg)
+        return None
 
     def _forget_ack(self, did: DialogId) -> None:
         self._acks.pop(did, None)

@@ -204,11 +204,16 @@ def answer_offer(
         answered.append(media)
     if chosen is None and require:
         raise NoCommonMedia("no offered stream has a codec in common")
+    session_connection = None if connection_per_media else connection
     if previous is not None:
-        answer = replace(previous, media=tuple(answered)).with_next_version()
+        answer = replace(
+            previous, media=tuple(answered), connection=session_connection
+        ).with_next_version()
     else:
+        # new() writes the session c= line for ``address`` already.
         answer = SessionDescription.new(address, media=answered)
-    answer = replace(answer, connection=None if connection_per_media else connection)
+        if connection_per_media:
+            answer = replace(answer, connection=None)
     return answer, chosen
 
 

@@ -272,7 +272,7 @@ class MediaSession:
     # --- lifetime -----------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
-        await self._bind()
+        await self.bind()
         if self._multiplexer is not None:
             return self
         try:
@@ -328,7 +328,51 @@ class MediaSession:
         done. Raises :class:`~trio_sip.errors.TransportError` when no port
         pair is free.
         """
-        await self._bind()
+        self.bind_nowait()
+        await anyio.lowlevel.checkpoint()
+
+    def bind_nowait(self) -> None:
+        """:meth:`bind` without the checkpoint (binding never waits), for a
+        caller with no task: a request handler opening the session of an
+        incoming call."""
+        if self.port_range is None:
+            candidates: list[int] = [0] * _SYSTEM_PORT_ATTEMPTS
+        else:
+            ports = self.port_range.rtp_ports()
+            # Start at a random port: sessions opened together (or by several
+            # processes) then rarely race for the same one.
+            start = random.randrange(len(ports))
+            candidates = [ports[(start + i) % len(ports)] for i in range(len(ports))]
+        for port in candidates:
+            rtp = UDPLeg(self.host, port, receive_buffer=None)
+            try:
+                rtp.bind_nowait()
+            except TransportError:
+                continue
+            if rtp.port % 2:
+                if port or rtp.port < 2:
+                    rtp.close()
+                    continue
+                # The system gave an odd port: it does for RTCP if the even
+                # one below is free (one socket fewer than starting again).
+                rtcp, rtp = rtp, UDPLeg(self.host, rtp.port - 1, receive_buffer=None)
+                try:
+                    rtp.bind_nowait()
+                except TransportError:
+                    rtcp.close()
+                    continue
+                self._opened(rtp, rtcp)
+                return
+            rtcp = UDPLeg(self.host, rtp.port + 1, receive_buffer=None)
+            try:
+                rtcp.bind_nowait()
+            except TransportError:
+                rtp.close()
+                continue
+            self._opened(rtp, rtcp)
+            return
+        where = "from the system" if self.port_range is None else f"in {self.port_range}"
+        raise TransportError(f"no free even/odd port pair {where} on {self.host}")
 
     async def serve(self) -> None:
         """Receive RTP in the current task until the session closes (or the task is cancelled)."""
@@ -342,46 +386,6 @@ class MediaSession:
         with anyio.CancelScope(shield=True):
             self.close()
             await anyio.lowlevel.checkpoint()
-
-    async def _bind(self) -> None:
-        if self.port_range is None:
-            candidates: list[int] = [0] * _SYSTEM_PORT_ATTEMPTS
-        else:
-            ports = self.port_range.rtp_ports()
-            # Start at a random port: sessions opened together (or by several
-            # processes) then rarely race for the same one.
-            start = random.randrange(len(ports))
-            candidates = [ports[(start + i) % len(ports)] for i in range(len(ports))]
-        for port in candidates:
-            rtp = UDPLeg(self.host, port, receive_buffer=None)
-            try:
-                await rtp.bind()
-            except TransportError:
-                continue
-            if rtp.port % 2:
-                if port or rtp.port < 2:
-                    await rtp.aclose()
-                    continue
-                # The system gave an odd port: it does for RTCP if the even
-                # one below is free (one socket fewer than starting again).
-                rtcp, rtp = rtp, UDPLeg(self.host, rtp.port - 1, receive_buffer=None)
-                try:
-                    await rtp.bind()
-                except TransportError:
-                    await rtcp.aclose()
-                    continue
-                self._opened(rtp, rtcp)
-                return
-            rtcp = UDPLeg(self.host, rtp.port + 1, receive_buffer=None)
-            try:
-                await rtcp.bind()
-            except TransportError:
-                await rtp.aclose()
-                continue
-            self._opened(rtp, rtcp)
-            return
-        where = "from the system" if self.port_range is None else f"in {self.port_range}"
-        raise TransportError(f"no free even/odd port pair {where} on {self.host}")
 
     def _opened(self, rtp: UDPLeg, rtcp: UDPLeg) -> None:
         self._rtp, self._rtcp = rtp, rtcp

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from typing import Final
 
-from .headers import Headers, canonical_name
+from .headers import Headers, written_name
 from .model import Request, Response
 from .via import MAGIC_COOKIE
 
@@ -40,6 +41,13 @@ def new_call_id(host: str | None = None) -> str:
     return f"{local}@{host}" if host else local
 
 
+# What a response copies from its request (RFC 3261 section 8.2.6): always,
+# and Record-Route in a 101-299 (12.1.1), Timestamp in a 100 (8.2.6.1).
+_COPIED: Final = frozenset({"via", "from", "to", "call-id", "cseq"})
+_COPIED_DIALOG: Final = _COPIED | {"record-route"}
+_COPIED_TRYING: Final = _COPIED | {"timestamp"}
+
+
 def make_response(
     request: Request,
     status: int,
@@ -57,24 +65,45 @@ def make_response(
     Timestamp into 100 Trying (section 8.2.6.1). ``headers`` are appended.
     """
     src = request.headers
-    out = Headers()
-    copied = {"via", "from", "to", "call-id", "cseq"}
     if 100 < status < 300:
-        copied.add("record-route")
+        copied = _COPIED_DIALOG
     elif status == 100:
-        copied.add("timestamp")
+        copied = _COPIED_TRYING
+    else:
+        copied = _COPIED
     add_tag = to_tag is not None and status > 100 and request.to.tag is None
-    for name, value in src:
-        key = canonical_name(name)
+    keys: list[str] = []
+    names: list[str] = []
+    values: list[str] = []
+    # The request's lookup keys are known: the copies skip Headers.add's mapping.
+    for key, name, value in zip(src._keys, src._names, src._values, strict=True):
         if key in copied:
             if key == "to" and add_tag:
                 value = f"{value};tag={to_tag}"
-            out.add(name, value)
+            keys.append(key)
+            names.append(written_name(name, key))
+            values.append(value)
+    out = Headers._from_parsed(keys, names, values)
     for name, value in headers:
         out.add(name, value)
     if body or "content-length" not in out:
         out.set("Content-Length", str(len(body)))
-    return Response(status, reason, out, body)
+    response = Response(status, reason, out, body)
+    if request._views_version == src.version:
+        # The copied headers say what the request's parsed views say: the
+        # response starts with them instead of parsing the same text again.
+        views = request._views
+        seeded = response._views
+        for name in ("top_via", "call_id", "cseq", "from") if add_tag else _SAME_VIEWS:
+            view = views.get(name)
+            if view is not None:
+                seeded[name] = view
+        response._views_version = out.version
+    return response
+
+
+#: The views a response shares with its request when no To tag is added.
+_SAME_VIEWS = ("top_via", "call_id", "cseq", "from", "to")
 
 
 def make_ack(invite: Request, response: Response) -> Request:

@@ -13,7 +13,7 @@ from typing import Final
 
 from ._text import split_commas
 
-__all__ = ["Headers", "canonical_name", "COMPACT_FORMS"]
+__all__ = ["Headers", "canonical_name", "written_name", "COMPACT_FORMS"]
 
 # RFC 3261 section 7.3.3 and the registrations that followed it (IANA "SIP
 # parameters": compact forms).
@@ -112,6 +112,15 @@ def display_name(key: str) -> str:
     if known is not None:
         return known
     return "-".join(part.capitalize() for part in key.split("-"))
+
+
+def written_name(name: str, key: str) -> str:
+    """How a header ``name`` (lookup ``key``) is written out by code that adds it.
+
+    A compact or all-lower-case name is written in its usual form (``v`` and
+    ``via`` as ``Via``); any other spelling is kept.
+    """
+    return display_name(key) if len(name) == 1 or name.lower() == key else name
 
 
 class Headers:
@@ -213,8 +222,7 @@ class Headers:
 
     def _name_for(self, name: str) -> tuple[str, str]:
         key = canonical_name(name)
-        # A compact or odd-cased name given by code is written in its usual form.
-        return key, (display_name(key) if name.lower() == key or len(name) == 1 else name)
+        return key, written_name(name, key)
 
     def add(self, name: str, value: str) -> None:
         """Append a line ``name: value`` after every other header."""

@@ -25,6 +25,7 @@ from .via import Via
 __all__ = ["KNOWN_METHODS", "Message", "Request", "Response", "REASON_PHRASES"]
 
 _T = TypeVar("_T")
+_M = TypeVar("_M", bound="Message")
 
 #: Default reason phrases (RFC 3261 section 21 and later registrations).
 REASON_PHRASES: Final[dict[int, str]] = {
@@ -157,7 +158,7 @@ class Message(abc.ABC):
 
     # ----- typed views ----------------------------------------------------------
 
-    def _view(self, name: str, build: Callable[[Message], _T]) -> _T:
+    def _view(self: _M, name: str, build: Callable[[_M], _T]) -> _T:
         # Views are cached until the headers change (Headers.version moves).
         views = self._views
         if self._views_version != self.headers.version:
@@ -170,6 +171,17 @@ class Message(abc.ABC):
                 pass
         value = views[name] = build(self)
         return value
+
+    def drop_views(self) -> None:
+        """Let go of the parsed views; each is parsed again if asked for.
+
+        For a message kept long but rarely read again, such as the request
+        and response a transaction holds while it waits out its 64*T1:
+        the views are a dozen small objects per message, which the garbage
+        collector would walk again and again.
+        """
+        self._views = {}
+        self._views_version = -1
 
     def _required(self, name: str) -> str:
         value = self.headers.get(name)

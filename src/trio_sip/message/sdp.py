@@ -49,6 +49,7 @@ What the parser tolerates and what it refuses (RFC 4566 section 5):
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import re
 import secrets
@@ -156,9 +157,23 @@ def _short(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+# Values already found valid, by pattern: an answerer builds the same
+# "IN", "IP4", "RTP/AVP", "PCMU" ... for every call, and every field of the
+# frozen model is checked when made. Bounded: odd values only cost a match.
+_VALID: Final[dict[re.Pattern[str], set[str]]] = {}
+_VALID_MAX: Final = 1024
+
+
 def _check(pattern: re.Pattern[str], value: object, what: str) -> None:
+    known = _VALID.get(pattern)
+    if known is None:
+        known = _VALID[pattern] = set()
+    elif type(value) is str and value in known:
+        return
     if not isinstance(value, str) or pattern.fullmatch(value) is None:
         raise ValueError(f"invalid {what}: {_short(value)}")
+    if len(known) < _VALID_MAX:
+        known.add(value)
 
 
 def _check_text(value: object, what: str) -> None:
@@ -176,13 +191,20 @@ def _number(pattern: re.Pattern[str], text: str, what: str) -> int:
     return int(text)
 
 
-def _addrtype_of(address: str) -> str:
+@functools.lru_cache(maxsize=1024)
+def _ip_address(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    # Memoised: the same few addresses are in every offer and answer.
     try:
-        return "IP6" if ipaddress.ip_address(address).version == 6 else "IP4"
+        return ipaddress.ip_address(address)
     except ValueError:
-        # A host name: SDP has no separate address type for names, and IP4 is
-        # what every implementation writes for them.
-        return "IP4"
+        return None
+
+
+def _addrtype_of(address: str) -> str:
+    ip = _ip_address(address)
+    # A host name: SDP has no separate address type for names, and IP4 is
+    # what every implementation writes for them.
+    return "IP6" if ip is not None and ip.version == 6 else "IP4"
 
 
 # --- Model ------------------------------------------------------------------------
@@ -261,10 +283,8 @@ class Connection:
     @property
     def is_unspecified(self) -> bool:
         """True for 0.0.0.0 or ::, the RFC 2543 way to put a stream on hold (RFC 3264 8.4)."""
-        try:
-            return ipaddress.ip_address(self.address).is_unspecified
-        except ValueError:
-            return False
+        ip = _ip_address(self.address)
+        return ip is not None and ip.is_unspecified
 
     def _value(self) -> str:
         suffix = "" if self.ttl is None else f"/{self.ttl}"

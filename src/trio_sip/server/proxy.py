@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Final
 import anyio
 
 from ..errors import DeliveryError, ParseError, SIPError
-from ..message import KNOWN_METHODS, MAGIC_COOKIE, URI, NameAddr, Request, Response, Via
+from ..message import KNOWN_METHODS, MAGIC_COOKIE, URI, NameAddr, Request, Response
 from ..resolver import Target
-from ..transport.leg import Address, Leg, TransportFailure, is_ip_literal
+from ..transport.leg import Address, Leg, TransportFailure
 from ..transport.udp import UDPLeg
 from .chain import AnsweredInvites, reply
 
@@ -267,7 +267,9 @@ class StatelessProxy:
         if not leg.remove_our_via(response) or "via" not in response.headers:
             self._dropped += 1
             return True
-        target = self._response_target(response.top_via)
+        # A stream goes back on its connection (18.2.2): the Dispatcher knows it.
+        stream = response.top_via.reliable
+        target = None if stream else self.dispatcher.response_target_nowait(response)
         if target is None:
             return self._deliver_response(response)
         out_leg = self._leg_for(target, leg)
@@ -283,26 +285,6 @@ class StatelessProxy:
             self._responses += 1
             return True
         return self._send_later(out_leg, data, target, request=False)
-
-    def _response_target(self, via: Via) -> Target | None:
-        """Where a response goes when no name needs resolving: the rules of
-        :meth:`Dispatcher.response_target` (RFC 3261 section 18.2.2, RFC 3581)
-        for an unreliable transport; None sends it through the Dispatcher."""
-        if via.reliable:
-            return None
-        port = via.default_port()
-        if via.received is not None:
-            host = via.received
-            rport = via.rport
-            if type(rport) is int:
-                port = rport
-        elif via.maddr is not None:
-            host = via.maddr
-        else:
-            host = via.host
-        if not is_ip_literal(host):
-            return None
-        return Target(via.transport.lower(), host, port)
 
     async def _send_later(self, leg: Leg, data: bytes, target: Target, *, request: bool) -> bool:
         # The socket buffer was full: wait for room (no other target is tried).

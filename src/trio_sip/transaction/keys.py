@@ -120,6 +120,11 @@ def server_key(request: Request) -> ServerKey | LegacyServerKey:
     carry; :func:`ack_key` gives that key, and the Endpoint files an INVITE
     server transaction under it as well once it sends a final response.
     """
+    # A typed view: looked up for every request, its answer and its ACK.
+    return request._view("server_key", _server_key_of)
+
+
+def _server_key_of(request: Request) -> ServerKey | LegacyServerKey:
     method = request.method
     return _server_key(request, "INVITE" if method == "ACK" else method)
 

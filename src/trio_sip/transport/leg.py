@@ -409,6 +409,17 @@ class Leg(abc.ABC):
     async def send(self, data: bytes, dst: Address, *, tls_hostname: str | None = None) -> None:
         """Send ``data`` to ``dst``; raise :class:`TransportFailure` on failure."""
 
+    def send_nowait(self, data: bytes, dst: Address) -> bool:
+        """Send ``data`` to ``dst`` if that needs no waiting; False (nothing sent) if it does.
+
+        For callers on the per-packet path, which have no task to wait in:
+        a datagram leg sends when the kernel takes the datagram at once. A
+        stream leg always says False (a connection may need opening, a
+        buffer draining): :meth:`send` does it. Raises
+        :class:`TransportFailure` like :meth:`send`.
+        """
+        return False
+
     @abc.abstractmethod
     async def aclose(self) -> None:
         """Close every socket of this leg."""

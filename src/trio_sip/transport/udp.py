@@ -57,8 +57,14 @@ class UDPLeg(Leg):
     async def bind(self) -> None:
         """Bind the datagram socket. SO_REUSEADDR is never set, so a port that
         another socket holds fails loudly instead of being shared."""
+        self.bind_nowait()
+        await anyio.lowlevel.checkpoint()
+
+    def bind_nowait(self) -> None:
+        """:meth:`bind` without the checkpoint: binding a datagram socket never
+        waits (for a caller on the per-packet path, an RTP session opened
+        as an INVITE comes in)."""
         if self._raw is not None:
-            await anyio.lowlevel.checkpoint()
             return
         sock = self._sock
         if sock is None:
@@ -80,7 +86,6 @@ class UDPLeg(Leg):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, wanted)
         self._raw = sock
         self.port = sock.getsockname()[1]
-        await anyio.lowlevel.checkpoint()
 
     async def serve(self, handler: PacketHandler) -> None:
         """Receive datagrams until the leg closes; each goes to ``handler`` at once."""
@@ -117,8 +122,8 @@ class UDPLeg(Leg):
 
         Returns False, having sent nothing, when the socket buffer is full:
         then :meth:`send` waits for room. Raises :class:`TransportFailure` like
-        :meth:`send`. For callers on the per-packet path (a stateless proxy),
-        which have no task to wait in.
+        :meth:`send`. For callers on the per-packet path (a stateless proxy,
+        an Endpoint's answers), which have no task to wait in.
         """
         raw = self._raw
         if raw is None:
