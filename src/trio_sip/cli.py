@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import gc
 import json
 import logging
 import signal
@@ -1163,6 +1164,23 @@ async def _interruptible(args: argparse.Namespace) -> int:
     return code
 
 
+def _tune_gc_for_serving() -> None:
+    """Garbage-collector settings for a command that serves until stopped.
+
+    What a SIP server allocates mostly dies young (a message, its parsed
+    views) or lives as long as a transaction (64*T1), and is freed by
+    reference counting either way. With the default first threshold (700
+    objects) the collector runs every few calls, moves each live
+    transaction into the oldest generation, and full collections then walk
+    all of them again and again: a tenth of ``answer``'s CPU under load.
+    A higher first threshold lets the young die between collections (the
+    cycles event loops make are still found there); freezing takes what
+    start-up made (modules, classes, functions) out of every collection.
+    """
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 100)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``trio-sip`` command."""
     parser = build_parser()
@@ -1171,6 +1189,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         if args.is_async:
             if getattr(args, "serves", False):
+                _tune_gc_for_serving()
                 run = _with_signals
             elif getattr(args, "interruptible", False):
                 run = _interruptible

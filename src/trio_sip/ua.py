@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import replace
 from types import TracebackType
 from typing import Any, Self
@@ -655,10 +655,16 @@ class UserAgent:
             try:
                 handler(call)
             except Exception:
-                # The Endpoint logs it and answers 500; the call is over.
+                log.exception("call handler failed on %s", invite.summary())
+                if call._answered is not None:
+                    return call  # answered before it failed: the call goes on
+                # The call is over, and the caller is told (unless the
+                # handler refused it before it failed).
                 call._end()
                 media.close()
-                raise
+                with suppress(SIPError):
+                    self.endpoint.respond_nowait(invite, 500)
+                return None
             return call
         try:
             self._call_send.send_nowait(call)
@@ -695,8 +701,9 @@ class UserAgent:
         with :meth:`Call.answer_nowait`, refuses with :meth:`Call.reject_nowait`,
         or keeps the call to answer later (the Endpoint sends 100 Trying
         after 200 ms meanwhile). It must not block; work that waits goes
-        into a task of its own. When it raises, the call is over and the
-        INVITE gets 500. None goes back to :meth:`incoming_calls`.
+        into a task of its own. When it raises before answering, the call
+        is over and the INVITE gets 500 (unless refused already); the
+        error is logged. None goes back to :meth:`incoming_calls`.
         """
         self._call_handler = handler
 

@@ -17,7 +17,6 @@ import pytest
 from trio_sip.dispatcher import Dispatcher
 from trio_sip.endpoint import ClientRequest, Endpoint
 from trio_sip.media import make_offer
-from trio_sip.transport import multiplex
 from trio_sip.ua import Call, UserAgent
 
 pytestmark = [pytest.mark.anyio, pytest.mark.virtual_time]
@@ -26,15 +25,10 @@ CALLS = 10
 BOUND = 60.0
 
 
-@pytest.fixture(params=["multiplexer", "task per call"])
-def tasks_per_call(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
+@pytest.fixture
+def tasks_per_call(rtp_receiving: str) -> int:
     """Tasks an answered call holds: none with the multiplexer, one without (no epoll)."""
-    if request.param == "multiplexer":
-        if not multiplex.SUPPORTED:
-            pytest.skip("no epoll on this system: every call has its task")
-        return 0
-    monkeypatch.setattr(multiplex, "SUPPORTED", False)
-    return 1
+    return 0 if rtp_receiving == "multiplexer" else 1
 
 
 @asynccontextmanager

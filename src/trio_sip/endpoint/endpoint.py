@@ -178,7 +178,8 @@ class _ServerTx:
     #: Its 2xx, retransmitted until the ACK (an INVITE answered 2xx).
     answered: _Pending2xx | None = None
     #: Further keys it is filed under: an RFC 2543 client's ACK (17.2.3).
-    extra_keys: list[ServerKey | LegacyServerKey] = field(default_factory=list)
+    #: (A tuple, empty for nearly every transaction: no list per transaction.)
+    extra_keys: tuple[ServerKey | LegacyServerKey, ...] = ()
 
 
 @dataclass(eq=False, slots=True)
@@ -558,8 +559,9 @@ class Endpoint:
         (no queue, no task switch): it answers with :meth:`respond_nowait`,
         or returns an awaitable for the work that must wait, which the
         Dispatcher awaits in a handler task (later requests of the same
-        source wait behind it). An exception it raises is logged and the
-        request, unless answered, gets 500. None goes back to :meth:`incoming`.
+        source wait behind it). An exception it raises, or its awaitable
+        raises, is logged and the request, unless answered, gets 500. None
+        goes back to :meth:`incoming`.
         """
         self._request_handler = handler
 
@@ -878,6 +880,9 @@ class Endpoint:
             except DeliveryError as exc:
                 log.info("sending %s failed: %s", response.summary(), exc)
                 return
+        if self._tg is None:
+            log.info("not sending %s: the Endpoint is closed", response.summary())
+            return
         self._outbox.append((response, leg))
         if not self._flushing:
             self._flushing = True
@@ -1297,16 +1302,29 @@ class Endpoint:
             try:
                 pending = handler(request)
             except Exception:
-                log.exception("request handler failed on %s", request.summary())
-                last = tx.machine.last_response
-                if last is None or last.status < 200:
-                    self._respond(tx, 500)
+                self._handler_failed(tx)
                 return None
+            if pending is not None:
+                pending = self._guarded(tx, pending)
         if method == "INVITE" and tx.machine.last_response is None:
             # 17.2.1: unless the TU answered at once (a handler), 100 Trying
             # goes out if it has not answered within 200 ms.
             tx.trying = self._timers.call_later(self.trying_delay, self._trying_due, tx)
         return pending
+
+    def _handler_failed(self, tx: _ServerTx) -> None:
+        # A request handler raised: logged, and a request it left unanswered
+        # gets 500 rather than ringing until the caller gives up.
+        log.exception("request handler failed on %s", tx.machine.request.summary())
+        last = tx.machine.last_response
+        if last is None or last.status < 200:
+            self._respond(tx, 500)
+
+    async def _guarded(self, tx: _ServerTx, pending: Awaitable[object]) -> None:
+        try:
+            await pending
+        except Exception:
+            self._handler_failed(tx)
 
     def _our_invite_pending(self, dialog: Dialog) -> bool:
         for tx in self._client.values():
@@ -1410,7 +1428,7 @@ class Endpoint:
             # filed under that key too, it finds the transaction (17.2.3).
             key = ack_key(request, response)
             if key != tx.machine.key:
-                tx.extra_keys.append(key)
+                tx.extra_keys += (key,)
                 self._server[key] = tx
         # The machine refuses a response out of turn (TransactionUsageError)
         # before anything is sent or filed.

@@ -132,16 +132,10 @@ class Scheduler:
         self._cancelled += 1
         self._dead += 1
         heap = self._heap
-        if heap[0][2] is entry:
-            # The one the task sleeps for: drop it (and dead ones behind it)
-            # and sleep until the next live one instead of waking for nothing.
-            while heap and heap[0][2]._scheduler is None:
-                heapq.heappop(heap)
-                self._dead -= 1
-            sleep = self._sleep
-            if sleep is not None:
-                sleep.deadline = heap[0][0] if heap else math.inf
-        elif self._dead > _COMPACT_AT and 2 * self._dead > len(heap):
+        # Even when it is the one the task sleeps for, the sleep is left
+        # alone: moving a deadline costs more than waking once for nothing
+        # (a 2xx cancelled by its ACK is the earliest timer, call after call).
+        if self._dead > _COMPACT_AT and 2 * self._dead > len(heap):
             self._heap = [item for item in heap if item[2]._scheduler is not None]
             heapq.heapify(self._heap)
             self._dead = 0

@@ -192,6 +192,11 @@ class Message(abc.ABC):
     @property
     def top_via(self) -> Via:
         """The first Via value (raises ParseError when there is none)."""
+        # The cached view without a call: read for every packet, several times.
+        if self._views_version == self.headers.version:
+            via: Via | None = self._views.get("top_via")
+            if via is not None:
+                return via
         return self._view("top_via", _build_top_via)
 
     def replace_top_via(self, via: Via) -> None:

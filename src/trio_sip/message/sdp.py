@@ -455,7 +455,10 @@ class RtpMap:
         return Attribute("rtpmap", self.value)
 
 
+@functools.lru_cache(maxsize=1024)
 def _parse_rtpmap(value: str) -> RtpMap:
+    # Memoised: "0 PCMU/8000" and its few friends are in every offer and
+    # answer, parsed once from the text and checked again by each Media.
     # Blanks around the value are tolerated: some phones pad the line.
     match = _RTPMAP.fullmatch(value.strip(" "))
     if match is None:

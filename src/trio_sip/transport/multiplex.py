@@ -23,9 +23,8 @@ import socket
 from collections.abc import Callable
 from typing import Final
 
-import anyio
-
 from .leg import Address
+from .readable import ReadLoop
 
 __all__ = ["SUPPORTED", "DatagramHandler", "DatagramMultiplexer"]
 
@@ -69,6 +68,8 @@ class DatagramMultiplexer:
             raise RuntimeError("DatagramMultiplexer needs epoll (Linux)")
         self._epoll: select.epoll | None = select.epoll()
         self._sockets: dict[int, tuple[socket.socket, DatagramHandler]] = {}
+        # What serve() waits with, while it runs: close() stops it.
+        self._reader: ReadLoop | None = None
         #: Datagrams handed to handlers so far.
         self.datagrams = 0
         #: Datagrams whose handler raised.
@@ -103,17 +104,18 @@ class DatagramMultiplexer:
         if epoll is None:
             raise RuntimeError("the multiplexer is closed")
         sockets = self._sockets
-        while True:
-            try:
-                await anyio.wait_readable(epoll.fileno())
-            except (anyio.ClosedResourceError, OSError, ValueError):
-                if self._epoll is None:
-                    return  # closed under us
-                raise
+
+        def drain() -> bool:
+            if self._epoll is None:
+                return False  # closed under us
             for fd, _ in epoll.poll(0, _READY_BATCH):
                 entry = sockets.get(fd)
                 if entry is not None:
                     self._drain(*entry)
+            return True
+
+        reader = self._reader = ReadLoop(epoll.fileno(), drain)
+        await reader.serve()
 
     def _drain(self, sock: socket.socket, handler: DatagramHandler) -> None:
         recvfrom = sock.recvfrom
@@ -144,5 +146,7 @@ class DatagramMultiplexer:
         epoll, self._epoll = self._epoll, None
         self._sockets.clear()
         if epoll is not None:
-            anyio.notify_closing(epoll.fileno())
+            reader, self._reader = self._reader, None
+            if reader is not None:
+                reader.stop()
             epoll.close()

@@ -10,6 +10,7 @@ import anyio.lowlevel
 
 from ..errors import DeliveryFailure
 from .leg import Address, Leg, PacketHandler, TransportFailure, map_os_error
+from .readable import ReadLoop
 
 __all__ = ["UDPLeg", "MAX_DATAGRAM"]
 
@@ -25,16 +26,18 @@ class UDPLeg(Leg):
     """SIP over UDP (RFC 3261 section 18, unreliable: the Dispatcher retransmits).
 
     The leg drives its non-blocking socket itself: it waits for readiness
-    with :func:`anyio.wait_readable` and then reads what the kernel has
-    queued, a bounded batch at a time. One scheduler round per batch, not per
-    datagram, on both backends; and no second buffer in user space (anyio's
+    (a :class:`~trio_sip.transport.readable.ReadLoop`: the task waits on
+    Trio, a reader callback runs in the event loop on asyncio) and then
+    reads what the kernel has queued, a bounded batch at a time. One
+    scheduler round per batch, not per datagram; and no second buffer in
+    user space (anyio's
     datagram socket on asyncio keeps only the newest 100 unread datagrams and
     drops older ones silently, where the kernel's buffer is larger and counts
     its drops).
     """
 
     # Slotted: a busy UA holds thousands (one per call), and a dict each adds up.
-    __slots__ = ("_raw", "receive_buffer")
+    __slots__ = ("_raw", "_reader", "_waited_on", "receive_buffer")
 
     proto = "udp"
     reliable = False
@@ -50,6 +53,12 @@ class UDPLeg(Leg):
     ) -> None:
         super().__init__(host, port, sock=sock, advertise=advertise)
         self._raw: socket.socket | None = None
+        # What serve() reads with, while it runs: closing stops it first.
+        self._reader: ReadLoop | None = None
+        # Whether send() ever waited for room: only then must closing tell
+        # the event loop. An RTP socket read by a multiplexer never waits,
+        # and skips that (a few system calls a call).
+        self._waited_on = False
         #: Receive buffer asked of the kernel at bind (None: the system's
         #: default, enough for a stream of RTP).
         self.receive_buffer = receive_buffer
@@ -94,28 +103,30 @@ class UDPLeg(Leg):
             raise RuntimeError("leg is not bound")
         stats = self.stats
         recvfrom = sock.recvfrom
-        while True:
-            try:
-                await anyio.wait_readable(sock)
-            except (anyio.ClosedResourceError, OSError, ValueError):
-                # Closed under us (notify_closing) or before we waited (fd -1).
-                if self._raw is None:
-                    return
-                raise
+
+        def drain() -> bool:
             for _ in range(DRAIN_BATCH):
                 try:
                     data, addr = recvfrom(MAX_DATAGRAM)
                 except BlockingIOError:
-                    break
+                    return True
                 except OSError:
                     if self._raw is None:
-                        return
+                        return False
                     # An ICMP error from an earlier send surfaces here on
                     # some systems; the socket itself is still usable.
                     continue
                 stats.packets_in += 1
                 stats.bytes_in += len(data)
                 handler(data, self, (addr[0], addr[1]))
+            return self._raw is not None
+
+        reader = self._reader = ReadLoop(sock.fileno(), drain)
+        try:
+            await reader.serve()
+        finally:
+            if self._reader is reader:
+                self._reader = None
 
     def send_nowait(self, data: bytes, dst: Address) -> bool:
         """Send one datagram if the kernel takes it at once (it nearly always does).
@@ -155,6 +166,7 @@ class UDPLeg(Leg):
             raw = self._raw
             if raw is None:
                 raise TransportFailure(DeliveryFailure.TRANSPORT, "leg is closed")
+            self._waited_on = True
             try:
                 await anyio.wait_writable(raw)
             except (anyio.ClosedResourceError, OSError, ValueError) as exc:
@@ -165,7 +177,10 @@ class UDPLeg(Leg):
         """The bound non-blocking socket (None before :meth:`bind` and after closing).
 
         For a reader other than :meth:`serve`: a
-        :class:`~trio_sip.transport.DatagramMultiplexer`.
+        :class:`~trio_sip.transport.DatagramMultiplexer`. :meth:`close`
+        tells the event loop the socket is closing only when :meth:`serve`
+        or :meth:`send` waited on it; a reader that waits on it through the
+        event loop itself calls :func:`anyio.notify_closing` first.
         """
         return self._raw
 
@@ -173,7 +188,10 @@ class UDPLeg(Leg):
         """Close the socket now; a task waiting on it wakes and ends. Call it from a task."""
         raw, self._raw = self._raw, None
         if raw is not None:
-            if raw.fileno() != -1:
+            reader, self._reader = self._reader, None
+            if reader is not None:
+                reader.stop()
+            if self._waited_on and raw.fileno() != -1:
                 anyio.notify_closing(raw)
             raw.close()
 
