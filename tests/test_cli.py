@@ -276,6 +276,23 @@ def test_verbose_text_log() -> None:
     assert "\nSIP/2.0 200 OK\nVia: SIP/2.0/UDP" in err
 
 
+@BACKENDS
+def test_verbose_shows_the_answers_an_endpoint_sends_at_once(backend: str) -> None:
+    # The UA's answers leave through Dispatcher.respond_nowait, not deliver:
+    # the trace must see them too.
+    with (
+        Command("--backend", backend, "-v", "answer", "--listen", "udp:127.0.0.1:0") as cmd,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as ua,
+    ):
+        ua.bind(("127.0.0.1", 0))
+        port = cmd.start().port()
+        ua_port = ua.getsockname()[1]
+        options = register_request(port, "bob", ua_port).replace(b"REGISTER", b"OPTIONS")
+        assert exchange(port, options, ua).startswith("SIP/2.0 200 OK")
+        _, _, err = cmd.stop()
+    assert f">>> sent to Via 127.0.0.1:{ua_port}\nSIP/2.0 200 OK\n" in err
+
+
 @pytest.mark.parametrize(
     ("args", "complaint"),
     [

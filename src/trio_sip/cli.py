@@ -240,11 +240,22 @@ class TracingDispatcher(Dispatcher):
         elif isinstance(packet, Request):
             where = str(packet.uri)
         else:
-            # RFC 3261 section 18.2.2: a response follows its top Via.
-            via = packet.top_via
-            where = f"Via {format_address((via.host, via.port or 5060))}"
+            where = _via_of(packet)
         _trace(">>> sent", packet, f"to {where}")
         return delivery_id
+
+    def respond_nowait(self, response: Response, leg: Leg | None = None) -> bool:
+        """Send ``response`` at once (see :meth:`Dispatcher.respond_nowait`) and log it."""
+        sent = super().respond_nowait(response, leg)
+        if sent:
+            _trace(">>> sent", response, f"to {_via_of(response)}")
+        return sent
+
+
+def _via_of(response: Response) -> str:
+    # RFC 3261 section 18.2.2: a response follows its top Via.
+    via = response.top_via
+    return f"Via {format_address((via.host, via.port or 5060))}"
 
 
 def _dispatcher(args: argparse.Namespace, legs: Sequence[Any], **options: Any) -> Dispatcher:
