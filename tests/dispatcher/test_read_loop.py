@@ -1,4 +1,4 @@
-"""ReadLoop: drain a descriptor on each readiness, the same on Trio and asyncio."""
+"""ReadLoop: drain a descriptor on each readiness, on Trio and asyncio."""
 
 from __future__ import annotations
 
@@ -110,8 +110,7 @@ async def test_a_udp_leg_closed_from_another_task_stops_serving() -> None:
 
 
 async def test_a_handler_error_ends_the_udp_leg_s_serve() -> None:
-    # Not swallowed on either backend (on asyncio the reader runs as a
-    # callback of the event loop): the Dispatcher's task sees it.
+    # Not swallowed on either backend: the Dispatcher's task sees it.
     leg = UDPLeg("127.0.0.1", 0)
     await leg.bind()
 
@@ -128,10 +127,9 @@ async def test_a_handler_error_ends_the_udp_leg_s_serve() -> None:
 
 
 def test_under_plain_asyncio_the_handler_may_use_anyio() -> None:
-    # On asyncio the leg's handler runs in a reader callback, outside any
-    # task; in a program started with asyncio.run (not anyio.run) anyio
-    # must still know its backend there (anyio.current_time, memory streams,
-    # the Endpoint's timers).
+    # A program started with asyncio.run (not anyio.run): the leg's handler
+    # (the Dispatcher, the Endpoint's timers) uses anyio, which must know
+    # its backend there.
     seen: list[float] = []
 
     async def main() -> None:

@@ -256,18 +256,23 @@ async def test_a_failing_send_raises_delivery_error_and_is_counted() -> None:
 # ----- the response cache ---------------------------------------------------------------------
 
 
+def answering_202(disp: Dispatcher, seen: list[Request]) -> Callable[..., None]:
+    """A receiver that notes each request and answers it 202 with respond_nowait."""
+
+    def receiver(packet: Request | Response, leg: Leg, source: object) -> None:
+        assert isinstance(packet, Request)
+        seen.append(packet)
+        assert disp.respond_nowait(make_response(packet, 202, to_tag="b1"), leg)
+
+    return receiver
+
+
 async def test_the_response_is_cached_for_a_retransmitted_request() -> None:
     # As deliver() would: the request sent again is answered from the cache,
     # without reaching the receiver a second time.
     seen: list[Request] = []
     async with Dispatcher(["udp:127.0.0.1:0"]) as disp:
-
-        def receiver(packet: Request | Response, leg: Leg, source: object) -> None:
-            assert isinstance(packet, Request)
-            seen.append(packet)
-            assert disp.respond_nowait(make_response(packet, 202, to_tag="b1"), leg)
-
-        disp.set_receiver(receiver)
+        disp.set_receiver(answering_202(disp, seen))
         with plain_udp_socket() as client:
             data = raw_request(f"SIP/2.0/UDP 127.0.0.1:{port_of(client)};branch=z9hG4bKcache")
             client.sendto(data, disp.legs[0].address)
@@ -286,13 +291,7 @@ async def test_the_response_is_cached_for_a_retransmitted_request() -> None:
 async def test_without_the_response_cache_nothing_is_kept() -> None:
     seen: list[Request] = []
     async with Dispatcher(["udp:127.0.0.1:0"], response_cache=False) as disp:
-
-        def receiver(packet: Request | Response, leg: Leg, source: object) -> None:
-            assert isinstance(packet, Request)
-            seen.append(packet)
-            assert disp.respond_nowait(make_response(packet, 202, to_tag="b1"), leg)
-
-        disp.set_receiver(receiver)
+        disp.set_receiver(answering_202(disp, seen))
         with plain_udp_socket() as client:
             data = raw_request(f"SIP/2.0/UDP 127.0.0.1:{port_of(client)};branch=z9hG4bKnocache")
             client.sendto(data, disp.legs[0].address)

@@ -26,10 +26,10 @@ class UDPLeg(Leg):
     """SIP over UDP (RFC 3261 section 18, unreliable: the Dispatcher retransmits).
 
     The leg drives its non-blocking socket itself: it waits for readiness
-    (a :class:`~trio_sip.transport.readable.ReadLoop`: the task waits on
-    Trio, a reader callback runs in the event loop on asyncio) and then
-    reads what the kernel has queued, a bounded batch at a time. One
-    scheduler round per batch, not per datagram; and no second buffer in
+    with :func:`anyio.wait_readable` (a
+    :class:`~trio_sip.transport.readable.ReadLoop`) and then reads what the
+    kernel has queued, a bounded batch at a time. One scheduler round per
+    batch, not per datagram, on both backends; and no second buffer in
     user space (anyio's
     datagram socket on asyncio keeps only the newest 100 unread datagrams and
     drops older ones silently, where the kernel's buffer is larger and counts
