@@ -945,9 +945,10 @@ class Dispatcher:
         via = response.top_via
         if via.reliable:
             return False  # 18.2.2: the connection the request came on, if open
-        target = self.response_target_nowait(response)
-        if target is None:
+        proto, host, port = _via_destination(via)
+        if not is_ip_literal(host):
             return False
+        target = Target(proto, host, port)
         out_leg = leg if leg is not None and leg.proto == target.transport else None
         if out_leg is None:
             out_leg = self.find_leg(target)

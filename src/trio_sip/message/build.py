@@ -94,7 +94,7 @@ def make_response(
         # response starts with them instead of parsing the same text again.
         views = request._views
         seeded = response._views
-        for name in ("top_via", "call_id", "cseq", "from") if add_tag else _SAME_VIEWS:
+        for name in _SHARED_VIEWS if add_tag else _SAME_VIEWS:
             view = views.get(name)
             if view is not None:
                 seeded[name] = view
@@ -102,8 +102,10 @@ def make_response(
     return response
 
 
-#: The views a response shares with its request when no To tag is added.
-_SAME_VIEWS = ("top_via", "call_id", "cseq", "from", "to")
+#: The views a response shares with its request: all but To when a To tag
+#: is added, To too otherwise.
+_SHARED_VIEWS: Final = ("top_via", "call_id", "cseq", "from")
+_SAME_VIEWS: Final = (*_SHARED_VIEWS, "to")
 
 
 def make_ack(invite: Request, response: Response) -> Request:

@@ -157,23 +157,16 @@ def _short(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-# Values already found valid, by pattern: an answerer builds the same
-# "IN", "IP4", "RTP/AVP", "PCMU" ... for every call, and every field of the
-# frozen model is checked when made. Bounded: odd values only cost a match.
-_VALID: Final[dict[re.Pattern[str], set[str]]] = {}
-_VALID_MAX: Final = 1024
+@functools.lru_cache(maxsize=4096)
+def _matches(pattern: re.Pattern[str], value: str) -> bool:
+    # Memoised: an answerer builds the same "IN", "IP4", "RTP/AVP", "PCMU"
+    # ... for every call, and every field of the frozen model is checked.
+    return pattern.fullmatch(value) is not None
 
 
 def _check(pattern: re.Pattern[str], value: object, what: str) -> None:
-    known = _VALID.get(pattern)
-    if known is None:
-        known = _VALID[pattern] = set()
-    elif type(value) is str and value in known:
-        return
-    if not isinstance(value, str) or pattern.fullmatch(value) is None:
+    if not isinstance(value, str) or not _matches(pattern, value):
         raise ValueError(f"invalid {what}: {_short(value)}")
-    if len(known) < _VALID_MAX:
-        known.add(value)
 
 
 def _check_text(value: object, what: str) -> None:
