@@ -14,7 +14,7 @@ import time
 import anyio
 import pytest
 
-from trio_sip.cli import Responder, main
+from trio_sip.cli import Responder, _Lines, main
 from trio_sip.dispatcher import Dispatcher
 from trio_sip.ua import UserAgent
 
@@ -470,3 +470,30 @@ def test_answer_echoes_the_audio_of_a_call(backend: str) -> None:
     assert echoed == [frame] * 3
     assert code == 0, err
     assert "calls: calls=1 answered=1" in out
+
+
+@pytest.mark.anyio
+@pytest.mark.virtual_time
+async def test_report_lines_are_written_together_within_their_delay(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    lines = _Lines(delay=0.05)
+    lines.print("before")  # no task writing yet: at once
+    assert capsys.readouterr().out == "before\n"
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lines.run)
+        await anyio.sleep(0.01)
+        lines.print("rtp: one")
+        lines.print("dtmf: 5 call_id=x")
+        assert capsys.readouterr().out == ""  # kept for one write
+        await anyio.sleep(0.06)
+        assert capsys.readouterr().out == "rtp: one\ndtmf: 5 call_id=x\n"
+        lines.print("rtp: two")
+        lines.flush()  # what a summary does first
+        assert capsys.readouterr().out == "rtp: two\n"
+        lines.print("rtp: three")
+        tg.cancel_scope.cancel()
+    # Stopping writes what waits; later lines go at once.
+    assert capsys.readouterr().out == "rtp: three\n"
+    lines.print("after")
+    assert capsys.readouterr().out == "after\n"

@@ -625,6 +625,21 @@ def test_models_refuse_what_could_not_be_written(build: Callable[[], object]) ->
         build()
 
 
+def test_checks_remembered_for_valid_values_still_refuse_lookalikes() -> None:
+    # The model's checks are memoised by value; True == 1 and hashes alike,
+    # but a bool is no number of ports or TTL, even after 1 was seen.
+    Media("audio", 4000, "RTP/AVP", ("0",), port_count=1)
+    with pytest.raises(ValueError, match="number of ports"):
+        Media("audio", 4000, "RTP/AVP", ("0",), port_count=True)
+    Connection("IN", "IP4", "224.0.0.1", ttl=1)
+    with pytest.raises(ValueError, match="TTL"):
+        Connection("IN", "IP4", "224.0.0.1", ttl=True)
+    # A value that failed is checked again, not remembered.
+    for _ in range(2):
+        with pytest.raises(ValueError, match="attribute name"):
+            Attribute("a b")
+
+
 def test_new_session_and_audio_builder() -> None:
     sdp = SessionDescription.new(
         "192.0.2.10", session_id=42, media=[Media.audio(40000, connection=None)]

@@ -101,11 +101,14 @@ def test_views_are_parsed_again_after_drop_views_and_say_the_same(data: bytes) -
     assert message.top_via is before["top_via"]
     assert message.to is before["to"]
     message.drop_views()
+    # Nothing kept: every view is read from the headers again.
+    assert not message._views
     after = views(message, ALL_VIEWS)
     assert after == before
     assert as_text(after) == as_text(before)
-    # Parsed again, not kept.
-    for name in ("top_via", "via", "to", "from_", "cseq", "contacts"):
+    # Parsed again. (To, From, CSeq and Contact values are memoised by their
+    # text, like URIs, so those come back as the same shared objects.)
+    for name in ("top_via", "via"):
         assert after[name] is not before[name], name
     assert bytes(message) == data
 

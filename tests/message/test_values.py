@@ -97,6 +97,29 @@ def test_cseq() -> None:
             CSeq.parse(bad)
 
 
+def test_name_addr_and_cseq_values_are_shared_by_text() -> None:
+    # Immutable values parsed from the same text are one object (memoised,
+    # like URIs); a subclass gets its own type, and bad text raises each time.
+    text = "Bob <sip:bob@example.com>;tag=1928301774"
+    assert NameAddr.parse(text) is NameAddr.parse(text)
+    assert CSeq.parse("1 BYE") is CSeq.parse("1 BYE")
+
+    class Named(NameAddr):
+        pass
+
+    class Numbered(CSeq):
+        pass
+
+    assert type(Named.parse(text)) is Named
+    assert str(Named.parse(text)) == str(NameAddr.parse(text))
+    assert type(Numbered.parse("1 BYE")) is Numbered
+    for _ in range(2):
+        with pytest.raises(ParseError):
+            NameAddr.parse("<sip:a@b")
+        with pytest.raises(ParseError):
+            CSeq.parse("x BYE")
+
+
 def test_params_case_insensitive_names_and_flags() -> None:
     p = Params.parse(";Branch=abc;LR;q=0.7")
     assert p.get("branch") == "abc"

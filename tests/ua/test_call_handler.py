@@ -10,7 +10,9 @@ on both backends.
 
 from __future__ import annotations
 
+import gc
 import logging
+import weakref
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -247,3 +249,39 @@ async def test_none_gives_the_calls_back_to_incoming_calls(rtp_receiving: str) -
         assert queued.invite is not None
         assert queued.invite.call_id == second.request.call_id
         await alice.endpoint.request(second.dialogs[0], "BYE")
+
+
+class _Token:
+    pass
+
+
+async def test_an_ended_call_is_freed_without_the_garbage_collector(rtp_receiving: str) -> None:
+    # What trio-sip answer does: callbacks that hold the call they report on
+    # (the call holds its session, the session the digit callback). Once the
+    # call is over, reference counting alone must free it: a cycle left per
+    # call would be garbage the collector walks again and again under load.
+    # (A Call is slotted without weak references: the token, which only the
+    # callbacks hold, goes when they go.)
+    refs: list[weakref.ref[_Token]] = []
+
+    def handler(call: Call) -> None:
+        token = _Token()
+        call.media.on_dtmf(lambda digit: print(digit, call, token))
+        call.on_ended(lambda: print(call, token))
+        call.answer_nowait()
+        refs.append(weakref.ref(token))
+
+    async with calling_bob() as (bob, alice):
+        bob.set_call_handler(handler)
+        request, final = await alice.call(settle=1)
+        assert final.status == 200
+        gc.disable()
+        try:
+            with anyio.fail_after(BOUND):
+                bye = await alice.endpoint.request(request.dialogs[0], "BYE")
+                await anyio.sleep(0.1)
+            assert bye.status == 200
+            (ref,) = refs
+            assert ref() is None
+        finally:
+            gc.enable()

@@ -313,6 +313,9 @@ class MediaSession:
                 leg.close()
         self._audio.close()
         self._digits.close()
+        # No digit comes any more; the callback often holds the call that
+        # holds this session, a cycle only the garbage collector would free.
+        self._digit_callback = None
 
     @property
     def closed(self) -> bool:

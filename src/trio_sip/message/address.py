@@ -12,6 +12,7 @@ In the addr-spec form (no angle brackets) the URI cannot carry parameters:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 from ..errors import ParseError
@@ -36,7 +37,18 @@ class NameAddr:
 
     @classmethod
     def parse(cls, text: str) -> NameAddr:
-        """Parse one name-addr or addr-spec value (not a comma list)."""
+        """Parse one name-addr or addr-spec value (not a comma list).
+
+        Like URIs, the values are immutable and come back: the From of a
+        dialog's every request, the To of its ACK and BYE, a peer's Contact
+        call after call. The most recent few thousand texts share their result.
+        """
+        if cls is NameAddr:
+            return _parse_name_addr_memo(text)
+        return cls._parse(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> NameAddr:
         text = text.strip(WS)
         if not text:
             raise ParseError("empty address")
@@ -102,3 +114,8 @@ class NameAddr:
         plain = name and set(name) <= _TOKEN_CHARS and " ".join(name.split()) == name
         shown = name if plain else quote(name)
         return f"{shown} <{self.uri}>{self.params}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_name_addr_memo(text: str) -> NameAddr:
+    return NameAddr._parse(text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -26,7 +27,17 @@ class CSeq:
 
     @classmethod
     def parse(cls, text: str) -> CSeq:
-        """Parse ``"4711 INVITE"``."""
+        """Parse ``"4711 INVITE"``.
+
+        The same few texts ("1 INVITE", "1 ACK", "2 BYE" ...) come in call
+        after call: the most recent thousand share their (immutable) result.
+        """
+        if cls is CSeq:
+            return _parse_cseq_memo(text)
+        return cls._parse(text)
+
+    @classmethod
+    def _parse(cls, text: str) -> CSeq:
         m = _CSEQ_RE.fullmatch(text)
         if m is None:
             raise ParseError(f"bad CSeq: {text!r}")
@@ -37,3 +48,8 @@ class CSeq:
 
     def __str__(self) -> str:
         return f"{self.seq} {self.method}"
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_cseq_memo(text: str) -> CSeq:
+    return CSeq._parse(text)

@@ -114,13 +114,24 @@ def display_name(key: str) -> str:
     return "-".join(part.capitalize() for part in key.split("-"))
 
 
+# written-name cache: header name as received -> as written out, bounded like _KEY_CACHE.
+_WRITTEN_CACHE: dict[str, str] = {}
+
+
 def written_name(name: str, key: str) -> str:
     """How a header ``name`` (lookup ``key``) is written out by code that adds it.
 
     A compact or all-lower-case name is written in its usual form (``v`` and
     ``via`` as ``Via``); any other spelling is kept.
     """
-    return display_name(key) if len(name) == 1 or name.lower() == key else name
+    # ``key`` is canonical_name(name): the answer depends on ``name`` alone,
+    # and responses copy the same few names again and again.
+    written = _WRITTEN_CACHE.get(name)
+    if written is None:
+        written = display_name(key) if len(name) == 1 or name.lower() == key else name
+        if len(_WRITTEN_CACHE) < _KEY_CACHE_MAX:
+            _WRITTEN_CACHE[name] = written
+    return written
 
 
 class Headers:
@@ -164,7 +175,10 @@ class Headers:
     def get_all(self, name: str) -> list[str]:
         """The values of every line of ``name``, in order, unsplit."""
         key = canonical_name(name)
-        return [v for k, v in zip(self._keys, self._values, strict=True) if k == key]
+        keys = self._keys
+        if key not in keys:
+            return []  # the common case (no Record-Route, no Route ...), in C
+        return [v for k, v in zip(keys, self._values, strict=True) if k == key]
 
     def values(self, name: str) -> list[str]:
         """Every comma-separated value of ``name`` across its lines, in order.

@@ -27,6 +27,9 @@ __all__ = ["KNOWN_METHODS", "Message", "Request", "Response", "REASON_PHRASES"]
 _T = TypeVar("_T")
 _M = TypeVar("_M", bound="Message")
 
+# A view not computed yet (None is a value some views have).
+_MISSING: Final[Any] = object()
+
 #: Default reason phrases (RFC 3261 section 21 and later registrations).
 REASON_PHRASES: Final[dict[int, str]] = {
     100: "Trying",
@@ -165,10 +168,11 @@ class Message(abc.ABC):
             views.clear()
             self._views_version = self.headers.version
         else:
-            try:
-                return views[name]  # type: ignore[no-any-return]
-            except KeyError:
-                pass
+            # get() rather than a caught KeyError: most views are read for the
+            # first time (a message is parsed once), and raising costs more.
+            value = views.get(name, _MISSING)
+            if value is not _MISSING:
+                return value  # type: ignore[no-any-return]
         value = views[name] = build(self)
         return value
 

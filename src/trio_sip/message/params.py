@@ -33,7 +33,9 @@ class Params(Mapping[str, "str | None"]):
     def __init__(
         self, items: Iterable[tuple[str, str | None]] | Mapping[str, str | None] = _EMPTY
     ) -> None:
-        if isinstance(items, Mapping):
+        # A list or tuple (what the parsers pass) skips the Mapping check, an
+        # ABC isinstance that costs more than the rest of the constructor.
+        if type(items) is not list and type(items) is not tuple and isinstance(items, Mapping):
             items = items.items()
         self._items: tuple[tuple[str, str | None], ...] = tuple(items)
         self._index: dict[str, str | None] | None = None

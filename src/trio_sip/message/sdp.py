@@ -200,6 +200,123 @@ def _addrtype_of(address: str) -> str:
     return "IP6" if ip is not None and ip.version == 6 else "IP4"
 
 
+def _as_tuples(instance: object, names: tuple[str, ...]) -> None:
+    # A frozen model takes any iterable for its sequence fields and keeps a
+    # tuple; what is a tuple already (as the parser and the builders pass)
+    # is kept as it is.
+    for name in names:
+        value = getattr(instance, name)
+        if type(value) is not tuple:
+            object.__setattr__(instance, name, tuple(value))
+
+
+# The checks below are memoised: an answering UA builds the same o= names,
+# a=rtpmap, a=ptime and media lines call after call, and only the port or the
+# session id differs (checked each time, outside these). A value that fails
+# raises, which lru_cache does not remember.
+
+
+@functools.lru_cache(maxsize=1024)
+def _check_origin(username: str, nettype: str, addrtype: str, address: str) -> None:
+    _check(_NON_WS, username, "o= username")
+    _check(_TOKEN, nettype, "o= nettype")
+    _check(_TOKEN, addrtype, "o= addrtype")
+    _check(_NON_WS, address, "o= address")
+
+
+@functools.lru_cache(maxsize=1024)
+def _check_session(
+    session_name: str,
+    information: str | None,
+    uri: str | None,
+    key: str | None,
+    emails: tuple[str, ...],
+    phones: tuple[str, ...],
+) -> None:
+    _check_text(session_name, "s=")
+    for what, text in (("i=", information), ("u=", uri), ("k=", key)):
+        if text is not None:
+            _check_text(text, what)
+    for email in emails:
+        _check_text(email, "e=")
+    for phone in phones:
+        _check_text(phone, "p=")
+
+
+@functools.lru_cache(maxsize=1024, typed=True)
+def _check_connection(
+    nettype: str, addrtype: str, address: str, ttl: int | None, count: int | None
+) -> None:
+    _check(_TOKEN, nettype, "c= nettype")
+    _check(_TOKEN, addrtype, "c= addrtype")
+    _check(_NON_WS, address, "c= address")
+    ip = addrtype in ("IP4", "IP6")
+    if ip and "/" in address:
+        raise ValueError("c= address: put a multicast suffix in ttl and count")
+    if ttl is not None:
+        if addrtype != "IP4":
+            raise ValueError("c= TTL: only an IP4 address carries one")
+        _check_int(ttl, "c= TTL", 0, 255)
+    if count is not None:
+        if not ip:
+            raise ValueError("c= address count: only IP4 and IP6 addresses carry one")
+        if addrtype == "IP4" and ttl is None:
+            raise ValueError("c= address count: an IP4 count needs a TTL before it")
+        _check_int(count, "c= address count", 1)
+
+
+@functools.lru_cache(maxsize=4096)
+def _check_attribute(name: str, value: str | None) -> None:
+    _check(_TOKEN, name, "attribute name")
+    if value is not None:
+        _check_text(value, f"value of attribute {name}")
+
+
+def _is_rtp(proto: str) -> bool:
+    return "RTP" in proto.upper().split("/")
+
+
+@functools.lru_cache(maxsize=1024, typed=True)
+def _check_media(
+    media_type: str,
+    port_count: int,
+    proto: str,
+    formats: tuple[str, ...],
+    information: str | None,
+    key: str | None,
+    attributes: tuple[Attribute, ...],
+) -> None:
+    _check(_TOKEN, media_type, "m= media")
+    _check_int(port_count, "m= number of ports", 1, 65536)
+    _check(_PROTO, proto, "m= proto")
+    if not formats:
+        raise ValueError("m= needs at least one format")
+    rtp = _is_rtp(proto)
+    for fmt in formats:
+        _check(_TOKEN, fmt, "m= format")
+        if rtp and (_PAYLOAD_TYPE.fullmatch(fmt) is None or int(fmt) > 127):
+            raise ValueError(f"m= format {_short(fmt)}: {proto} needs a payload type")
+    if information is not None:
+        _check_text(information, "media i=")
+    if key is not None:
+        _check_text(key, "media k=")
+    # The attributes the Media class interprets are checked here, so that
+    # its accessors cannot fail on a model that exists.
+    mapped: set[int] = set()
+    for attribute in attributes:
+        if attribute.name == "rtpmap":
+            if attribute.value is None:
+                raise ValueError("a=rtpmap needs a value")
+            payload_type = _parse_rtpmap(attribute.value).payload_type
+            if payload_type in mapped:
+                raise ValueError(f"two rtpmap attributes for payload type {payload_type}")
+            mapped.add(payload_type)
+        elif attribute.name == "ptime":
+            ptime = "" if attribute.value is None else attribute.value.strip(" ")
+            _check(_PTIME, ptime, "a=ptime")
+    _direction_of(attributes, "a media description")
+
+
 # --- Model ------------------------------------------------------------------------
 
 
@@ -219,12 +336,9 @@ class Origin:
     address: str
 
     def __post_init__(self) -> None:
-        _check(_NON_WS, self.username, "o= username")
         _check_int(self.session_id, "o= sess-id")
         _check_int(self.session_version, "o= sess-version")
-        _check(_TOKEN, self.nettype, "o= nettype")
-        _check(_TOKEN, self.addrtype, "o= addrtype")
-        _check(_NON_WS, self.address, "o= address")
+        _check_origin(self.username, self.nettype, self.addrtype, self.address)
 
     def _value(self) -> str:
         return (
@@ -251,22 +365,7 @@ class Connection:
     count: int | None = None
 
     def __post_init__(self) -> None:
-        _check(_TOKEN, self.nettype, "c= nettype")
-        _check(_TOKEN, self.addrtype, "c= addrtype")
-        _check(_NON_WS, self.address, "c= address")
-        ip = self.addrtype in ("IP4", "IP6")
-        if ip and "/" in self.address:
-            raise ValueError("c= address: put a multicast suffix in ttl and count")
-        if self.ttl is not None:
-            if self.addrtype != "IP4":
-                raise ValueError("c= TTL: only an IP4 address carries one")
-            _check_int(self.ttl, "c= TTL", 0, 255)
-        if self.count is not None:
-            if not ip:
-                raise ValueError("c= address count: only IP4 and IP6 addresses carry one")
-            if self.addrtype == "IP4" and self.ttl is None:
-                raise ValueError("c= address count: an IP4 count needs a TTL before it")
-            _check_int(self.count, "c= address count", 1)
+        _check_connection(self.nettype, self.addrtype, self.address, self.ttl, self.count)
 
     @classmethod
     def for_address(cls, address: str) -> Connection:
@@ -363,9 +462,7 @@ class Attribute:
     value: str | None = None
 
     def __post_init__(self) -> None:
-        _check(_TOKEN, self.name, "attribute name")
-        if self.value is not None:
-            _check_text(self.value, f"value of attribute {self.name}")
+        _check_attribute(self.name, self.value)
 
     def _line(self) -> str:
         return f"a={self.name}" if self.value is None else f"a={self.name}:{self.value}"
@@ -542,45 +639,23 @@ class Media:
     attributes: tuple[Attribute, ...] = ()
 
     def __post_init__(self) -> None:
-        for name in ("formats", "connections", "bandwidths", "attributes"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
-        _check(_TOKEN, self.media_type, "m= media")
+        _as_tuples(self, ("formats", "connections", "bandwidths", "attributes"))
         _check_int(self.port, "m= port", 0, 65535)
-        _check_int(self.port_count, "m= number of ports", 1, 65536)
-        _check(_PROTO, self.proto, "m= proto")
-        if not self.formats:
-            raise ValueError("m= needs at least one format")
-        for fmt in self.formats:
-            _check(_TOKEN, fmt, "m= format")
-            if self.is_rtp and (_PAYLOAD_TYPE.fullmatch(fmt) is None or int(fmt) > 127):
-                raise ValueError(f"m= format {_short(fmt)}: {self.proto} needs a payload type")
-        if self.information is not None:
-            _check_text(self.information, "media i=")
-        if self.key is not None:
-            _check_text(self.key, "media k=")
-        self._check_attributes()
-
-    def _check_attributes(self) -> None:
-        # The attributes this class interprets are checked here, so that its
-        # accessors cannot fail on a model that exists.
-        mapped: set[int] = set()
-        for attribute in self.attributes:
-            if attribute.name == "rtpmap":
-                if attribute.value is None:
-                    raise ValueError("a=rtpmap needs a value")
-                payload_type = _parse_rtpmap(attribute.value).payload_type
-                if payload_type in mapped:
-                    raise ValueError(f"two rtpmap attributes for payload type {payload_type}")
-                mapped.add(payload_type)
-            elif attribute.name == "ptime":
-                value = "" if attribute.value is None else attribute.value.strip(" ")
-                _check(_PTIME, value, "a=ptime")
-        _direction_of(self.attributes, "a media description")
+        # The rest is the same in call after call (only the port changes).
+        _check_media(
+            self.media_type,
+            self.port_count,
+            self.proto,
+            self.formats,
+            self.information,
+            self.key,
+            self.attributes,
+        )
 
     @property
     def is_rtp(self) -> bool:
         """True if the transport protocol is an RTP profile, whose formats are payload types."""
-        return "RTP" in self.proto.upper().split("/")
+        return _is_rtp(self.proto)
 
     @property
     def is_rejected(self) -> bool:
@@ -747,27 +822,24 @@ class SessionDescription:
     version: int = 0
 
     def __post_init__(self) -> None:
-        for name in (
-            "emails",
-            "phones",
-            "bandwidths",
-            "timings",
-            "zone_adjustments",
-            "attributes",
-            "media",
-        ):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
+        _as_tuples(
+            self,
+            (
+                "emails",
+                "phones",
+                "bandwidths",
+                "timings",
+                "zone_adjustments",
+                "attributes",
+                "media",
+            ),
+        )
         _check_int(self.version, "v= (only version 0 exists)", 0, 0)
-        _check_text(self.session_name, "s=")
-        for what, text in (("i=", self.information), ("u=", self.uri), ("k=", self.key)):
-            if text is not None:
-                _check_text(text, what)
-        for email in self.emails:
-            _check_text(email, "e=")
-        for phone in self.phones:
-            _check_text(phone, "p=")
         if not self.timings:
             raise ValueError("an SDP needs at least one t= line")
+        _check_session(
+            self.session_name, self.information, self.uri, self.key, self.emails, self.phones
+        )
         _direction_of(self.attributes, "the session description")
 
     @classmethod
@@ -776,8 +848,9 @@ class SessionDescription:
 
         See the module documentation for what is tolerated.
         """
-        reader = _Reader()
-        for number, line in enumerate(_records(data), start=1):
+        lines, clean = _records(data)
+        reader = _Reader(clean)
+        for number, line in enumerate(lines, start=1):
             reader.feed(number, line)
         return reader.finish()
 
@@ -882,10 +955,15 @@ class SessionDescription:
 # --- Parser -------------------------------------------------------------------------
 
 
-def _records(data: bytes | str) -> list[str]:
+def _records(data: bytes | str) -> tuple[list[str], bool]:
+    # The lines, and whether every one is known to be text already (no NUL,
+    # no CR but the line ends, no lone surrogate): then the lines need not
+    # be checked one by one. Decoded bytes hold no surrogates.
     if isinstance(data, str):
         text = data
+        no_surrogates = text.isascii()
     else:
+        no_surrogates = True
         try:
             text = bytes(data).decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -899,7 +977,8 @@ def _records(data: bytes | str) -> list[str]:
         lines.pop()
     if not lines:
         raise ParseError("SDP is empty", status_hint=400)
-    return lines
+    clean = no_surrogates and "\0" not in text and text.count("\r") == text.count("\r\n")
+    return lines, clean
 
 
 def _fields(value: str) -> list[str]:
@@ -998,7 +1077,7 @@ def _parse_attribute(value: str) -> Attribute:
     return Attribute(name, rest)
 
 
-def _split_line(line: str) -> tuple[str, str]:
+def _split_line(line: str, clean: bool = False) -> tuple[str, str]:
     # RFC 4566 section 5: <type>=<value>, <type> exactly one case-significant
     # character, no whitespace on either side of "=".
     if len(line) < 2 or line[1] != "=":
@@ -1006,7 +1085,8 @@ def _split_line(line: str) -> tuple[str, str]:
     letter, value = line[0], line[2:]
     if letter not in _KNOWN_LETTERS:
         raise ValueError(f"unknown type letter {letter!r}: RFC 4566 section 5 drops the SDP")
-    _check_text(value, f"{letter}= value (NUL, CR or a lone surrogate)")
+    if not clean:
+        _check_text(value, f"{letter}= value (NUL, CR or a lone surrogate)")
     return letter, value
 
 
@@ -1074,7 +1154,9 @@ class _MediaLines:
 class _Reader:
     """Reads an SDP line by line, enforcing the order rules, then builds the model."""
 
-    def __init__(self) -> None:
+    def __init__(self, clean: bool = False) -> None:
+        # True when the lines are known to hold nothing but text (_records).
+        self.clean = clean
         self.previous = ""
         self.seen: set[str] = set()
         self.origin: Origin | None = None
@@ -1099,7 +1181,7 @@ class _Reader:
             raise ParseError(f"SDP line {number}: {exc}", status_hint=400) from exc
 
     def _line(self, number: int, line: str) -> str:
-        letter, value = _split_line(line)
+        letter, value = _split_line(line, self.clean)
         if number == 1:
             if letter != "v":
                 raise ValueError("an SDP starts with v=")
