@@ -39,6 +39,32 @@ async def test_timers_fire_at_their_deadlines_in_order() -> None:
     assert (stats.pending, stats.fired, stats.cancelled) == (0, 4, 1)
 
 
+async def test_cancelled_timers_at_the_front_cost_at_most_one_wakeup() -> None:
+    # Under load a 2xx timer that its ACK stopped heads the heap call after
+    # call: the task must not wake up once for each of them.
+    fired: list[float] = []
+    scheduler = Scheduler()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(scheduler.run)
+        await anyio.lowlevel.checkpoint()
+        start = anyio.current_time()
+        stopped = [scheduler.call_later(delay, lambda: None) for delay in (1, 2, 3, 4)]
+        scheduler.call_later(10, lambda: fired.append(anyio.current_time() - start))
+        await anyio.lowlevel.checkpoint()  # asleep until the first one, 1 s
+        for entry in stopped:
+            entry.cancel()
+        await anyio.sleep(5)
+        # One wake-up, at 1 s, for the cancelled timer it was sleeping for;
+        # the three behind it went with it.
+        assert scheduler.statistics().wakeups == 1
+        await anyio.sleep(10)
+        tg.cancel_scope.cancel()
+    assert fired == [pytest.approx(10)]
+    stats = scheduler.statistics()
+    # The last wake-up is the task being cancelled.
+    assert (stats.fired, stats.cancelled, stats.heap_size, stats.wakeups) == (1, 4, 0, 3)
+
+
 async def test_an_awaitable_result_is_awaited_before_the_next_timer() -> None:
     fired: list[tuple[str, float]] = []
     scheduler = Scheduler()

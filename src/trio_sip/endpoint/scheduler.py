@@ -80,6 +80,8 @@ class SchedulerStatistics:
     heap_size: int
     fired: int
     cancelled: int
+    #: Times the timer task woke up (once per batch of timers due together).
+    wakeups: int
 
 
 class Scheduler:
@@ -99,6 +101,7 @@ class Scheduler:
         self._dead = 0
         self._fired = 0
         self._cancelled = 0
+        self._wakeups = 0
 
     def call_at(
         self,
@@ -162,12 +165,19 @@ class Scheduler:
                     await result
                 heap = self._heap  # a compaction may have replaced it meanwhile
                 now = anyio.current_time()
+            # Sleep until the first live timer: the cancelled ones in front of
+            # it go now, not each with a wake-up of its own (under load, a 2xx
+            # timer stopped by its ACK heads the heap call after call).
+            while heap and heap[0][2]._scheduler is None:
+                heapq.heappop(heap)
+                self._dead -= 1
             with anyio.CancelScope(deadline=heap[0][0] if heap else math.inf) as sleep:
                 self._sleep = sleep
                 try:
                     await anyio.sleep_forever()
                 finally:
                     self._sleep = None
+                    self._wakeups += 1
 
     def statistics(self) -> SchedulerStatistics:
         """Pending timers, heap size and counters since start."""
@@ -176,4 +186,5 @@ class Scheduler:
             heap_size=len(self._heap),
             fired=self._fired,
             cancelled=self._cancelled,
+            wakeups=self._wakeups,
         )
