@@ -21,6 +21,9 @@ DRAIN_BATCH = 64
 #: Receive buffer asked of the kernel (capped by it at net.core.rmem_max).
 RECEIVE_BUFFER = 1 << 20
 
+# socket.SOCK_NONBLOCK exists on Linux only; elsewhere setblocking() does it.
+_SOCK_NONBLOCK: int = getattr(socket, "SOCK_NONBLOCK", 0)
+
 
 class UDPLeg(Leg):
     """SIP over UDP (RFC 3261 section 18, unreliable: the Dispatcher retransmits).
@@ -77,7 +80,9 @@ class UDPLeg(Leg):
             return
         sock = self._sock
         if sock is None:
-            sock = socket.socket(self.family, socket.SOCK_DGRAM)
+            # Non-blocking from the start where the system can (Linux): one
+            # system call fewer per socket, and a call opens two for RTP.
+            sock = socket.socket(self.family, socket.SOCK_DGRAM | _SOCK_NONBLOCK)
             try:
                 if self.family == socket.AF_INET6:
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
@@ -85,7 +90,8 @@ class UDPLeg(Leg):
             except OSError as exc:
                 sock.close()
                 raise map_os_error(exc, f"cannot bind udp {self.host}:{self.port}") from exc
-        sock.setblocking(False)
+        if sock.gettimeout() != 0.0:
+            sock.setblocking(False)
         wanted = self.receive_buffer
         with contextlib.suppress(OSError):
             # Room for a burst: the kernel's default holds about a hundred
@@ -94,7 +100,8 @@ class UDPLeg(Leg):
             if wanted is not None and sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < wanted:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, wanted)
         self._raw = sock
-        self.port = sock.getsockname()[1]
+        if self.port == 0 or self._sock is not None:
+            self.port = sock.getsockname()[1]  # what the system chose (or a given socket's)
 
     async def serve(self, handler: PacketHandler) -> None:
         """Receive datagrams until the leg closes; each goes to ``handler`` at once."""
