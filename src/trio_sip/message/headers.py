@@ -146,14 +146,16 @@ class Headers:
     __slots__ = ("_keys", "_names", "_values", "version")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
-        self._keys: list[str] = []
-        self._names: list[str] = []
-        self._values: list[str] = []
+        # Lists, or tuples once compact() ran (the first change makes lists again).
+        self._keys: list[str] | tuple[str, ...] = []
+        self._names: list[str] | tuple[str, ...] = []
+        self._values: list[str] | tuple[str, ...] = []
         self.version = 0
+        keys, names, values = self._writable()
         for name, value in items:
-            self._keys.append(canonical_name(name))
-            self._names.append(name)
-            self._values.append(value)
+            keys.append(canonical_name(name))
+            names.append(name)
+            values.append(value)
 
     @classmethod
     def _from_parsed(cls, keys: list[str], names: list[str], values: list[str]) -> Headers:
@@ -225,7 +227,9 @@ class Headers:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):
             return NotImplemented
-        return self._keys == other._keys and self._values == other._values
+        return tuple(self._keys) == tuple(other._keys) and tuple(self._values) == tuple(
+            other._values
+        )
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -234,6 +238,26 @@ class Headers:
 
     # ----- writing ------------------------------------------------------------
 
+    def compact(self) -> None:
+        """Keep the lines in tuples until the next change.
+
+        For headers kept long but rarely changed again (what a transaction
+        holds while it waits out its 64*T1): the garbage collector stops
+        walking a tuple of strings, where it walks a list at every pass.
+        Reading is unchanged; the first change makes lists again.
+        """
+        self._keys = tuple(self._keys)
+        self._names = tuple(self._names)
+        self._values = tuple(self._values)
+
+    def _writable(self) -> tuple[list[str], list[str], list[str]]:
+        keys, names, values = self._keys, self._names, self._values
+        if type(keys) is not list or type(names) is not list or type(values) is not list:
+            keys = self._keys = list(keys)
+            names = self._names = list(names)
+            values = self._values = list(values)
+        return keys, names, values
+
     def _name_for(self, name: str) -> tuple[str, str]:
         key = canonical_name(name)
         return key, written_name(name, key)
@@ -241,9 +265,10 @@ class Headers:
     def add(self, name: str, value: str) -> None:
         """Append a line ``name: value`` after every other header."""
         key, written = self._name_for(name)
-        self._keys.append(key)
-        self._names.append(written)
-        self._values.append(value)
+        keys, names, values = self._writable()
+        keys.append(key)
+        names.append(written)
+        values.append(value)
         self.version += 1
 
     def prepend(self, name: str, value: str) -> None:
@@ -253,13 +278,14 @@ class Headers:
         8.1.1.7 and 16.6).
         """
         key, written = self._name_for(name)
+        keys, names, values = self._writable()
         try:
-            at = self._keys.index(key)
+            at = keys.index(key)
         except ValueError:
             at = 0
-        self._keys.insert(at, key)
-        self._names.insert(at, written)
-        self._values.insert(at, value)
+        keys.insert(at, key)
+        names.insert(at, written)
+        values.insert(at, value)
         self.version += 1
 
     def set(self, name: str, value: str) -> None:
@@ -270,7 +296,7 @@ class Headers:
         except ValueError:
             self.add(name, value)
             return
-        self._values[at] = value
+        self._writable()[2][at] = value
         self._drop(key, after=at)
         self.version += 1
 
@@ -285,11 +311,12 @@ class Headers:
         return removed
 
     def _drop(self, key: str, *, after: int) -> None:
-        keep = [i for i, k in enumerate(self._keys) if k != key or i <= after]
-        if len(keep) != len(self._keys):
-            self._keys = [self._keys[i] for i in keep]
-            self._names = [self._names[i] for i in keep]
-            self._values = [self._values[i] for i in keep]
+        keys, names, values = self._keys, self._names, self._values
+        keep = [i for i, k in enumerate(keys) if k != key or i <= after]
+        if len(keep) != len(keys):
+            self._keys = [keys[i] for i in keep]
+            self._names = [names[i] for i in keep]
+            self._values = [values[i] for i in keep]
 
     def pop_first_value(self, name: str) -> str | None:
         """Remove and return the first comma-separated value of ``name``.
@@ -302,13 +329,14 @@ class Headers:
             at = self._keys.index(key)
         except ValueError:
             return None
-        value = self._values[at]
+        keys, names, values = self._writable()
+        value = values[at]
         parts = split_commas(value) if "," in value else [value.strip(" \t")]
         first = parts[0] if parts else None
         if len(parts) <= 1:
-            del self._keys[at], self._names[at], self._values[at]
+            del keys[at], names[at], values[at]
         else:
-            self._values[at] = ", ".join(parts[1:])
+            values[at] = ", ".join(parts[1:])
         self.version += 1
         return first
 

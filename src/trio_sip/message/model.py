@@ -177,15 +177,18 @@ class Message(abc.ABC):
         return value
 
     def drop_views(self) -> None:
-        """Let go of the parsed views; each is parsed again if asked for.
+        """Let go of the parsed views (each is parsed again if asked for) and
+        keep the header lines compact (:meth:`Headers.compact`).
 
         For a message kept long but rarely read again, such as the request
         and response a transaction holds while it waits out its 64*T1:
-        the views are a dozen small objects per message, which the garbage
-        collector would walk again and again.
+        the views are a dozen small objects per message, and the header
+        lines three lists, which the garbage collector would walk again and
+        again.
         """
         self._views = {}
         self._views_version = -1
+        self.headers.compact()
 
     def _required(self, name: str) -> str:
         value = self.headers.get(name)

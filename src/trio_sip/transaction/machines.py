@@ -968,9 +968,9 @@ class ServerInviteTransaction(_Machine[ServerInviteState]):
         self.send_trying = send_trying
         self._provisional: Response | None = None
         self._final: Response | None = None
-        self._intervals: Iterator[float] = retransmit_intervals(
-            RetransmitKind.INVITE_FINAL_RESPONSE, config
-        )
+        # Made when a non-2xx final response needs them (Completed over
+        # UDP): most INVITEs are answered 2xx, whose retransmission is the TU's.
+        self._intervals: Iterator[float] | None = None
 
     @property
     def key(self) -> ServerKey | LegacyServerKey:
@@ -1024,6 +1024,7 @@ class ServerInviteTransaction(_Machine[ServerInviteState]):
                 # Completed/Confirmed: the ACK of a non-2xx ends here (17.2.1).
             case TimerFired(timer=Timer.G):
                 assert self._final is not None
+                assert self._intervals is not None
                 out.append(Retransmit(self._final))
                 self._arm(Timer.G, next(self._intervals), out)
             case TimerFired(timer=Timer.H):
@@ -1039,6 +1040,9 @@ class ServerInviteTransaction(_Machine[ServerInviteState]):
     def _enter(self, state: ServerInviteState, out: list[Action]) -> None:
         if state is _SI.COMPLETED:
             if not self.reliable:
+                self._intervals = retransmit_intervals(
+                    RetransmitKind.INVITE_FINAL_RESPONSE, self.config
+                )
                 self._arm(Timer.G, next(self._intervals), out)
             self._arm(Timer.H, self.config.duration(Timer.H), out)
         elif state is _SI.CONFIRMED:
