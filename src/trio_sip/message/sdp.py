@@ -856,7 +856,7 @@ class SessionDescription:
 
     def to_bytes(self) -> bytes:
         """The SDP with CRLF line ends, lines in the order RFC 4566 section 5 mandates."""
-        return "".join(f"{line}\r\n" for line in self._lines()).encode("utf-8")
+        return ("\r\n".join(self._lines()) + "\r\n").encode("utf-8")
 
     def __bytes__(self) -> bytes:
         """Same as :meth:`to_bytes`."""
