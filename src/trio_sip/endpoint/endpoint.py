@@ -164,7 +164,6 @@ class _ServerTx:
     machine: ServerInviteTransaction | ServerNonInviteTransaction
     leg: Leg
     source: Address
-    local_tag: str
     timers: dict[Timer, Scheduled] = field(default_factory=dict)
     #: The delayed 100 Trying (17.2.1), while it may still go out.
     trying: Scheduled | None = None
@@ -180,6 +179,17 @@ class _ServerTx:
     #: Further keys it is filed under: an RFC 2543 client's ACK (17.2.3).
     #: (A tuple, empty for nearly every transaction: no list per transaction.)
     extra_keys: tuple[ServerKey | LegacyServerKey, ...] = ()
+    _local_tag: str | None = None
+
+    @property
+    def local_tag(self) -> str:
+        """Our To tag for the answers, made when first needed: a request
+        inside a dialog (a BYE) has its To tag already, and a fresh one
+        costs a read of the system's random source."""
+        tag = self._local_tag
+        if tag is None:
+            tag = self._local_tag = new_tag()
+        return tag
 
 
 @dataclass(eq=False, slots=True)
@@ -1191,7 +1201,7 @@ class Endpoint:
         machine = server_transaction(
             request, reliable=leg.reliable, config=self.config, send_trying=False
         )
-        tx = _ServerTx(machine, leg, source, new_tag())
+        tx = _ServerTx(machine, leg, source)
         self._server[key] = tx
         return self._perform_server(tx, machine.start())
 
@@ -1411,7 +1421,7 @@ class Endpoint:
             request,
             status,
             reason,
-            to_tag=tx.local_tag if status > 100 else None,
+            to_tag=tx.local_tag if status > 100 and request.to.tag is None else None,
             headers=extra,
             body=body,
         )
