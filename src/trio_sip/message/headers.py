@@ -296,7 +296,8 @@ class Headers:
         except ValueError:
             self.add(name, value)
             return
-        self._writable()[2][at] = value
+        values = self._writable()[2]
+        values[at] = value
         self._drop(key, after=at)
         self.version += 1
 
