@@ -15,10 +15,12 @@ import pytest
 from tests.dispatcher._peer import UDPPeer, raw_request, udp_peer
 
 from trio_sip.endpoint import DialogState, Endpoint
+from trio_sip.endpoint.scheduler import COARSE_GRID
 from trio_sip.errors import SIPError
 from trio_sip.message import Message, Request, Response, make_ack, make_response, parse_message
+from trio_sip.message import via as via_module
 
-from ._helpers import BOUND, running_endpoint, serve
+from ._helpers import BOUND, running_endpoint, serve, uri_of
 
 pytestmark = [pytest.mark.anyio, pytest.mark.virtual_time]
 
@@ -399,4 +401,67 @@ async def test_the_ack_is_kept_while_the_invite_transaction_lives_then_forgotten
         assert ep._answered == {}
         (dialog,) = ep.dialogs
         assert dialog.state is DialogState.CONFIRMED
+        tg.cancel_scope.cancel()
+
+
+async def test_a_lingering_transaction_ends_without_parsing_its_request_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Answered, an INVITE and a BYE wait out Timers L and J with their parsed
+    # views dropped; at the end each is unfiled under the key it was filed
+    # with, not one derived from its Via again (a parse per transaction end,
+    # two per call, under load).
+    async with running_endpoint() as uas, running_endpoint() as uac:
+
+        def answer(request: Request) -> None:
+            uas.respond_nowait(request, 200)
+
+        uas.set_request_handler(answer)
+        with anyio.fail_after(BOUND):
+            call = await uac.new_request("INVITE", uri_of(uas))
+            await call.wait_final()
+            bye = await uac.new_request("BYE", call.dialogs[0])
+            assert (await bye.wait_final()).status == 200
+        assert uas.statistics().server_transactions == 2
+        parsed: list[str] = []
+        real_parse = via_module.Via.parse.__func__  # type: ignore[attr-defined]
+
+        def counting_parse(cls: type[via_module.Via], text: str) -> via_module.Via:
+            parsed.append(text)
+            return real_parse(cls, text)  # type: ignore[no-any-return]
+
+        monkeypatch.setattr(via_module.Via, "parse", classmethod(counting_parse))
+        await anyio.sleep(40)  # past 64*T1
+        assert uas.statistics().server_transactions == 0
+        assert parsed == []
+
+
+async def test_timer_j_ends_the_transaction_late_never_early() -> None:
+    # Timer J (64*T1 over UDP) keeps an answered non-INVITE transaction to
+    # absorb retransmissions. It runs on the Scheduler's coarse grid: a
+    # retransmission just before 64*T1 is still answered from the
+    # transaction (the handler sees the request once), and the transaction
+    # is gone at most COARSE_GRID after.
+    seen: list[str] = []
+    async with anyio.create_task_group() as tg, udp_peer(tg) as peer, running_endpoint() as ep:
+
+        def answer(request: Request) -> None:
+            seen.append(request.method)
+            ep.respond_nowait(request, 200)
+
+        ep.set_request_handler(answer)
+        leg = ep.dispatcher.legs[0]
+        data = raw_request("MESSAGE", peer.address, branch="z9hG4bKtimerj")
+        peer.start = anyio.current_time()
+        await peer.send(data, leg.address)
+        with anyio.fail_after(BOUND):
+            await peer.wait_for(1)
+        await anyio.sleep(31.99)
+        await peer.send(data, leg.address)
+        with anyio.fail_after(BOUND):
+            await peer.wait_for(2)
+        assert seen == ["MESSAGE"]
+        assert ep.statistics().server_transactions == 1
+        await anyio.sleep(0.01 + COARSE_GRID)
+        assert ep.statistics().server_transactions == 0
         tg.cancel_scope.cancel()

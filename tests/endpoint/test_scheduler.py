@@ -8,7 +8,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from trio_sip.endpoint.scheduler import Scheduler
+from trio_sip.endpoint.scheduler import COARSE_GRID, Scheduler
 
 pytestmark = [pytest.mark.anyio, pytest.mark.virtual_time]
 
@@ -137,3 +137,29 @@ async def test_the_run_task_is_the_only_task() -> None:
         await anyio.lowlevel.checkpoint()
         assert len(anyio.get_running_tasks()) == before + 1
         tg.cancel_scope.cancel()
+
+
+async def test_coarse_timers_fire_late_never_early_and_share_wakeups() -> None:
+    # The wait timers (D, I, J, K, L, M) come two a call under load. Armed
+    # with call_coarse, those due within one grid step share one wake-up, and
+    # each fires at most COARSE_GRID after its deadline, never before it.
+    fired: list[tuple[int, float]] = []
+    due: list[float] = []
+    scheduler = Scheduler()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(scheduler.run)
+        await anyio.lowlevel.checkpoint()
+        for n in range(20):
+            due.append(anyio.current_time() + 32)
+            scheduler.call_coarse(32, lambda n=n: fired.append((n, anyio.current_time())))
+            await anyio.sleep(0.01)  # armed over 0.2 s, as calls end under load
+        before = scheduler.statistics().wakeups
+        await anyio.sleep(40)
+        wakeups = scheduler.statistics().wakeups - before
+        tg.cancel_scope.cancel()
+    assert [n for n, _ in fired] == list(range(20))
+    for (_, at), deadline in zip(fired, due, strict=True):
+        assert deadline <= at <= deadline + COARSE_GRID
+    instants = {at for _, at in fired}
+    assert len(instants) <= 2  # 0.2 s of deadlines span at most two grid steps
+    assert wakeups == len(instants)

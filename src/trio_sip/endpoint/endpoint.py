@@ -46,6 +46,7 @@ from ..message.digest import authorize, choose_challenge, parse_challenges
 from ..message.headers import canonical_name
 from ..resolver import Target
 from ..transaction import (
+    WAIT_TIMERS,
     AckReceived,
     ArmTimer,
     CancelSent,
@@ -164,6 +165,10 @@ class _ServerTx:
     machine: ServerInviteTransaction | ServerNonInviteTransaction
     leg: Leg
     source: Address
+    #: The key it is filed under in Endpoint._server (17.2.3). Kept, not
+    #: recomputed: a lingering request has dropped its parsed views, and
+    #: its end (Timer J, L) would parse its Via again.
+    key: ServerKey | LegacyServerKey
     timers: dict[Timer, Scheduled] = field(default_factory=dict)
     #: The delayed 100 Trying (17.2.1), while it may still go out.
     trying: Scheduled | None = None
@@ -941,7 +946,10 @@ class Endpoint:
             old.cancel()
         if tx.machine.terminated:
             return  # it ended while the actions that armed it were performed
-        tx.timers[timer] = self._timers.call_later(delay, self._timer_due, tx, timer)
+        # The waits that only end a transaction share wake-ups on a coarse
+        # grid (two a call under load); what sends or tells is exact.
+        arm = self._timers.call_coarse if timer in WAIT_TIMERS else self._timers.call_later
+        tx.timers[timer] = arm(delay, self._timer_due, tx, timer)
 
     def _timer_due(self, tx: _ClientTx | _ServerTx, timer: Timer) -> Awaitable[object] | None:
         # A timer that fires is the one filed: re-arming or cancelling one
@@ -1201,7 +1209,7 @@ class Endpoint:
         machine = server_transaction(
             request, reliable=leg.reliable, config=self.config, send_trying=False
         )
-        tx = _ServerTx(machine, leg, source)
+        tx = _ServerTx(machine, leg, source, key)
         self._server[key] = tx
         return self._perform_server(tx, machine.start())
 
@@ -1240,7 +1248,7 @@ class Endpoint:
                 case InformTU(reason=reason):
                     log.info("server transaction %r failed: %s", tx.machine, reason.value)
                 case Terminate():
-                    for key in (tx.machine.key, *tx.extra_keys):
+                    for key in (tx.key, *tx.extra_keys):
                         if self._server.get(key) is tx:
                             del self._server[key]
                     if tx.trying is not None:
@@ -1437,7 +1445,7 @@ class Endpoint:
             # An RFC 2543 client's ACK carries the To tag of this response;
             # filed under that key too, it finds the transaction (17.2.3).
             key = ack_key(request, response)
-            if key != tx.machine.key:
+            if key != tx.key:
                 tx.extra_keys += (key,)
                 self._server[key] = tx
         # The machine refuses a response out of turn (TransactionUsageError)
@@ -1557,7 +1565,7 @@ class Endpoint:
             # The ACK stays for 64*T1 (Timer M): a late 2xx retransmission
             # still gets it, and no new dialog.
             did = dialog.id
-            self._timers.call_later(self.config.duration(Timer.M), self._forget_ack, did)
+            self._timers.call_coarse(self.config.duration(Timer.M), self._forget_ack, did)
         ended = self._dialog_ended.pop(dialog.id, None)
         if ended is not None:
             ended.fire()

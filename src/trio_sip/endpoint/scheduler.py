@@ -21,7 +21,7 @@ from typing import Any, NoReturn, TypeVarTuple
 
 import anyio
 
-__all__ = ["Scheduled", "Scheduler", "SchedulerStatistics", "TimerCallback"]
+__all__ = ["COARSE_GRID", "Scheduled", "Scheduler", "SchedulerStatistics", "TimerCallback"]
 
 #: What a timer calls when due (with the arguments given when it was armed): it
 #: returns None, or an awaitable that the timer task awaits before it fires the
@@ -30,6 +30,10 @@ __all__ = ["Scheduled", "Scheduler", "SchedulerStatistics", "TimerCallback"]
 TimerCallback = Callable[..., Awaitable[object] | None]
 
 PosArgsT = TypeVarTuple("PosArgsT")
+
+#: The grid (seconds) that :meth:`Scheduler.call_coarse` rounds deadlines up
+#: to. A power of two, so that the rounding is exact in binary floating point.
+COARSE_GRID = 0.25
 
 # Cancelled entries stay in the heap until their deadline; once they are more
 # than half of it (and more than this many), the heap is rebuilt without them.
@@ -129,6 +133,23 @@ class Scheduler:
     ) -> Scheduled:
         """Call ``callback(*args)`` ``delay`` seconds from now."""
         return self.call_at(anyio.current_time() + delay, callback, *args)
+
+    def call_coarse(
+        self,
+        delay: float,
+        callback: Callable[[*PosArgsT], Awaitable[object] | None],
+        *args: *PosArgsT,
+    ) -> Scheduled:
+        """Like :meth:`call_later`, for a timer that may fire a little late.
+
+        Its deadline is rounded up to the next multiple of :data:`COARSE_GRID`:
+        it never fires early, at most that much late, and every timer armed
+        this way within one grid step shares one wake-up of the timer task.
+        For the waits that only keep state around (RFC 3261's Timers D, I,
+        J, K and RFC 6026's L, M), whose ends come two a call under load.
+        """
+        deadline = math.ceil((anyio.current_time() + delay) / COARSE_GRID) * COARSE_GRID
+        return self.call_at(deadline, callback, *args)
 
     def _forget(self, entry: Scheduled) -> None:
         self._pending -= 1

@@ -67,7 +67,14 @@ from .machines import (
     response_received,
     server_transaction,
 )
-from .timers import RetransmitKind, Timer, TimerConfig, proceeding_interval, retransmit_intervals
+from .timers import (
+    WAIT_TIMERS,
+    RetransmitKind,
+    Timer,
+    TimerConfig,
+    proceeding_interval,
+    retransmit_intervals,
+)
 
 __all__ = [
     "AckReceived",
@@ -119,6 +126,7 @@ __all__ = [
     "Transmit",
     "TransportFailed",
     "Trigger",
+    "WAIT_TIMERS",
     "ack_key",
     "cancel_target_key",
     "client_key",

@@ -11,7 +11,7 @@ import enum
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-__all__ = ["Timer", "TimerConfig", "RetransmitKind", "retransmit_intervals"]
+__all__ = ["WAIT_TIMERS", "Timer", "TimerConfig", "RetransmitKind", "retransmit_intervals"]
 
 
 class Timer(enum.Enum):
@@ -30,6 +30,13 @@ class Timer(enum.Enum):
     K = "K"  # wait time for response retransmits (client non-INVITE)
     L = "L"  # RFC 6026: server INVITE Accepted state
     M = "M"  # RFC 6026: client INVITE Accepted state
+
+
+#: The wait timers: they keep a transaction around to absorb retransmissions
+#: (RFC 3261 17.1.1.2, 17.1.2.2, 17.2.1, 17.2.2; RFC 6026 7.1, 7.2). When one
+#: fires, the transaction ends: nothing is sent and the TU is not told, so it
+#: may fire a little late, never early.
+WAIT_TIMERS = frozenset({Timer.D, Timer.I, Timer.J, Timer.K, Timer.L, Timer.M})
 
 
 @dataclass(frozen=True, slots=True)
