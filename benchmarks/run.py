@@ -5,7 +5,7 @@ Run from the repository root::
     python benchmarks/run.py                     # everything, a few minutes
     python benchmarks/run.py --systems trio,kamailio --seconds 4
     python benchmarks/run.py --only parser
-    python benchmarks/run.py --only uas,registrar,memory
+    python benchmarks/run.py --only uas,uas-cpu,registrar,memory
     python benchmarks/run.py --smoke             # tiny sizes: checks it still works
 
 Proxy rows: SIPp's built-in ``uac`` calls SIPp's ``uas`` through each
@@ -18,6 +18,13 @@ time. A system's figure is the highest clean rate; climbing stops after
 
 UAS rows: SIPp's ``uac`` calls ``trio-sip answer`` (trio and asyncio) and
 Net::SIP's ``Simple->listen`` directly, on the same ladder and rules.
+
+UAS CPU row: the CPU time each of those answering processes spends per call
+in a steady state, at one rate every one of them sustains (``--cpu-rate``).
+SIPp calls for longer than 64*T1 first, so that the measured window
+(``--cpu-seconds``) also pays for ending the transactions of earlier calls,
+as a long run does. Steadier than a ladder (whose figure moves with the
+step length and the machine's mood), and it says what a call costs.
 
 Registrar rows: SIPp registers a new address-of-record per call
 (``benchmarks/register.xml``) with ``trio-sip registrar`` and with Kamailio's
@@ -60,6 +67,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
 from bench_parser import INVITE  # noqa: E402
+from bench_uas_path import cpu_seconds  # noqa: E402
 
 from interop.peers import (  # noqa: E402
     Address,
@@ -92,7 +100,13 @@ MEMORY_RATE: Final = 100
 SMOKE_MEMORY_CALLS: Final = 50
 #: Target of the memory row (issue 9): resident size with 10,000 calls.
 MEMORY_TARGET_MB: Final = 200
-ROWS: Final = ("proxy", "parser", "uas", "registrar", "memory")
+ROWS: Final = ("proxy", "parser", "uas", "uas-cpu", "registrar", "memory")
+#: The UAS CPU row: its rate (Net::SIP sustains about 250 calls/s here) and
+#: the warm-up before the measured window: 64*T1 and a margin, so that
+#: transactions of earlier calls end inside the window.
+CPU_RATE: Final = 150
+CPU_WARMUP: Final = 35.0
+SMOKE_CPU_WARMUP: Final = 1.0
 #: A step is clean when it ends within this factor of its nominal time.
 SLACK: Final = 1.25
 SYSTEMS: Final = ("trio", "asyncio", "netsip", "kamailio", "direct")
@@ -447,6 +461,83 @@ async def server_ladder(
 
 
 @dataclass
+class CpuResult:
+    """The CPU time one answering process spent on the calls of a window."""
+
+    system: str
+    rate: int
+    #: Calls SIPp started in the window (``rate`` times its length).
+    calls: int = 0
+    cpu_seconds: float = 0.0
+    #: Calls that failed in the whole run (any: the figure is then not shown).
+    failed: int = 0
+    error: str | None = None
+
+    @property
+    def us_per_call(self) -> float | None:
+        """Microseconds of CPU per call, when every call of the run succeeded."""
+        if self.error or self.failed or not self.calls:
+            return None
+        return self.cpu_seconds / self.calls * 1e6
+
+
+async def uas_cpu(system: str, rate: int, warmup: float, window: float, sipp: str) -> CpuResult:
+    """CPU per call of one UAS system, steady at ``rate`` calls/s.
+
+    SIPp's ``uac`` calls for ``warmup`` + ``window`` seconds and a little
+    more; the server's CPU time (user + system) is read when the warm-up
+    ends and when the window does. SIPp starts calls at a constant rate, so
+    the window holds ``rate * window`` of them, and a system that keeps up
+    (no failed call in the run) has that many calls' work in it.
+    """
+    out = CpuResult(system, rate)
+    try:
+        make = _server("uas", system, None)
+    except PeerMissing as exc:
+        out.error = str(exc)
+        return out
+    seconds = warmup + window + 1
+    calls = round(rate * seconds)
+    try:
+        async with make() as server:
+            pid = server.pid
+            with tempfile.TemporaryDirectory(prefix="cpu-sipp-") as work:
+                result: SippResult | None = None
+
+                async def load() -> None:
+                    nonlocal result
+                    result = await run_sipp(
+                        "uac",
+                        server.address,
+                        calls=calls,
+                        rate=rate,
+                        global_timeout=_step_timeout(seconds),
+                        workdir=Path(work),
+                        program=sipp,
+                    )
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(load)
+                    await anyio.sleep(warmup)
+                    before = cpu_seconds(pid)
+                    await anyio.sleep(window)
+                    out.cpu_seconds = cpu_seconds(pid) - before
+                assert result is not None
+                out.calls = round(rate * window)
+                out.failed = result.failed + (calls - result.successful - result.failed)
+    except PeerError as exc:
+        out.error = str(exc).splitlines()[0]
+    shown = f"{out.us_per_call:.0f} us CPU per call" if out.us_per_call else "no figure"
+    print(
+        f"  {system:<9} {rate}/s, {out.calls} calls in {window:g} s: "
+        f"{out.cpu_seconds:.2f} s CPU, {out.failed} failed: {shown}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return out
+
+
+@dataclass
 class MemoryResult:
     """What ``trio-sip answer`` held, and its resident size."""
 
@@ -643,6 +734,7 @@ class Tables:
 
     proxy: list[LadderResult] = field(default_factory=list)
     uas: list[LadderResult] = field(default_factory=list)
+    uas_cpu: list[CpuResult] = field(default_factory=list)
     registrar: list[LadderResult] = field(default_factory=list)
     memory: list[MemoryResult] = field(default_factory=list)
     parser: tuple[float, float | str] | None = None
@@ -653,6 +745,22 @@ def print_table(tables: Tables) -> None:
     netsip, kamailio = ("netsip", "vs Net::SIP"), ("kamailio", "vs Kamailio")
     _ladder_table("stateless proxy (UDP)", "calls/s", LABELS, tables.proxy, (netsip, kamailio))
     _ladder_table("UAS (SIPp uac, UDP)", "calls/s", UAS_LABELS, tables.uas, (netsip,))
+    if tables.uas_cpu:
+        # Per call, cheaper is better: the ratio is Net::SIP's cost over ours.
+        costs = {c.system: c.us_per_call for c in tables.uas_cpu}
+        base = costs.get("netsip")
+        print()
+        print(
+            f"{f'UAS CPU, {tables.uas_cpu[0].rate} calls/s':<30}{'us/call':>9}{'vs Net::SIP':>13}"
+        )
+        for c in tables.uas_cpu:
+            cost = c.us_per_call
+            if cost is None:
+                why = c.error or f"{c.failed} calls failed"
+                print(f"{UAS_LABELS[c.system]:<30}{'n/a':>9}  ({why})")
+                continue
+            ratio = _ratio(base, cost) if base is not None else "-"
+            print(f"{UAS_LABELS[c.system]:<30}{cost:>9,.0f}{ratio:>13}")
     _ladder_table(
         "registrar (SIPp, UDP)", "regs/s", REGISTRAR_LABELS, tables.registrar, (kamailio,)
     )
@@ -706,7 +814,7 @@ async def run(args: argparse.Namespace) -> int:
     seconds = 2.0 if args.smoke else args.seconds
     tables = Tables()
     sipp: str | None = None
-    if {"proxy", "uas", "registrar", "memory"} & set(only):
+    if {"proxy", "uas", "uas-cpu", "registrar", "memory"} & set(only):
         try:
             sipp = find_program("sipp", "sip-tester")
         except PeerMissing as exc:
@@ -732,6 +840,13 @@ async def run(args: argparse.Namespace) -> int:
             out.append(
                 await server_ladder(row, name, row_rates, seconds, args.patience, sipp, profile)
             )
+    if sipp is not None and "uas-cpu" in only:
+        cpu_rate = SMOKE_LADDER[0] if args.smoke else args.cpu_rate
+        warmup = SMOKE_CPU_WARMUP if args.smoke else CPU_WARMUP
+        window = 1.0 if args.smoke else args.cpu_seconds
+        for name in (s for s in systems if s in UAS_LABELS):
+            print(f"CPU per call, {UAS_LABELS[name]}:", file=sys.stderr, flush=True)
+            tables.uas_cpu.append(await uas_cpu(name, cpu_rate, warmup, window, sipp))
     if sipp is not None and "memory" in only:
         calls = SMOKE_MEMORY_CALLS if args.smoke else args.memory_calls
         rate = SMOKE_LADDER[0] if args.smoke else args.memory_rate
@@ -769,6 +884,10 @@ def main(argv: list[str] | None = None) -> int:
         "--register-rates",
         default=",".join(map(str, REGISTER_LADDER)),
         help="the registrar row's ladder",
+    )
+    parser.add_argument("--cpu-rate", type=int, default=CPU_RATE, help="the UAS CPU row's calls/s")
+    parser.add_argument(
+        "--cpu-seconds", type=float, default=10.0, help="the UAS CPU row's measured window"
     )
     parser.add_argument("--memory-calls", type=int, default=MEMORY_CALLS)
     parser.add_argument(

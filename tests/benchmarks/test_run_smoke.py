@@ -76,6 +76,19 @@ def test_smoke_uas_row(sipp: str) -> None:
         assert _row(table, "trio-sip answer (trio)")[1] == "1.00x", table
 
 
+def test_smoke_uas_cpu_row(sipp: str) -> None:
+    table = _smoke("uas-cpu", "trio,asyncio,netsip", timeout=60)
+    for label in ("trio-sip answer (trio)", "trio-sip answer (asyncio)"):
+        # Every smoke call succeeded, so there is a cost per call.
+        assert float(_row(table, label)[0].replace(",", "")) > 0, table
+    netsip = _row(table, "Net::SIP Simple->listen")
+    if _have_netsip():
+        assert netsip[1] == "1.00x", table
+        assert _row(table, "trio-sip answer (trio)")[1].endswith("x"), table
+    else:
+        assert netsip[0] == "n/a", table
+
+
 def test_smoke_registrar_row(sipp: str) -> None:
     table = _smoke("registrar", "trio,asyncio,kamailio", timeout=60)
     assert _row(table, "trio-sip registrar (trio)")[0] == SMOKE_RATE, table
