@@ -5,6 +5,8 @@ Virtual time on both backends.
 
 from __future__ import annotations
 
+import math
+
 import anyio
 import pytest
 
@@ -163,3 +165,51 @@ async def test_coarse_timers_fire_late_never_early_and_share_wakeups() -> None:
     instants = {at for _, at in fired}
     assert len(instants) <= 2  # 0.2 s of deadlines span at most two grid steps
     assert wakeups == len(instants)
+
+
+async def test_coarse_timers_of_one_grid_step_share_one_heap_entry() -> None:
+    # Most timers of a busy Endpoint wait out 64*T1 on the grid: one heap
+    # entry per step keeps the heap shallow and the collector's walk short.
+    fired: list[int] = []
+    scheduler = Scheduler()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(scheduler.run)
+        await anyio.lowlevel.checkpoint()
+        entries = [scheduler.call_coarse(32, fired.append, n) for n in range(100)]
+        stats = scheduler.statistics()
+        assert (stats.pending, stats.heap_size) == (100, 1)
+        entries[10].cancel()
+
+        def arm_another() -> None:
+            # Armed by a callback of the step being fired, for no delay: a step of its own.
+            scheduler.call_coarse(0, fired.append, -1)
+
+        scheduler.call_coarse(32, arm_another)
+        await anyio.sleep(40)
+        tg.cancel_scope.cancel()
+    assert fired == [n for n in range(100) if n != 10] + [-1]
+    stats = scheduler.statistics()
+    assert (stats.pending, stats.heap_size, stats.fired, stats.cancelled) == (0, 0, 101, 1)
+
+
+async def test_cancelled_coarse_timers_leave_the_heap() -> None:
+    fired: list[int] = []
+    scheduler = Scheduler()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(scheduler.run)
+        await anyio.lowlevel.checkpoint()
+        # 1,000 timers over about 100 grid steps; all but the last one cancelled.
+        delays = [50 + i * COARSE_GRID / 10 for i in range(1000)]
+        now = anyio.current_time()
+        steps = {math.ceil((now + delay) / COARSE_GRID) for delay in delays}
+        entries = [scheduler.call_coarse(delay, fired.append, i) for i, delay in enumerate(delays)]
+        assert scheduler.statistics().heap_size == len(steps) >= 100
+        for entry in entries[:-1]:
+            entry.cancel()
+        # The steps left empty went with their timers.
+        assert scheduler.statistics().heap_size < 50
+        assert scheduler.statistics().pending == 1
+        await anyio.sleep(100)
+        tg.cancel_scope.cancel()
+    assert fired == [999]
+    assert scheduler.statistics().heap_size == 0

@@ -949,7 +949,9 @@ class Endpoint:
         # The waits that only end a transaction share wake-ups on a coarse
         # grid (two a call under load); what sends or tells is exact.
         arm = self._timers.call_coarse if timer in WAIT_TIMERS else self._timers.call_later
-        tx.timers[timer] = arm(delay, self._timer_due, tx, timer)
+        # The function with the Endpoint as an argument, not a bound method:
+        # an object fewer per timer, and most timers wait out 64*T1.
+        tx.timers[timer] = arm(delay, Endpoint._timer_due, self, tx, timer)
 
     def _timer_due(self, tx: _ClientTx | _ServerTx, timer: Timer) -> Awaitable[object] | None:
         # A timer that fires is the one filed: re-arming or cancelling one
@@ -1565,7 +1567,7 @@ class Endpoint:
             # The ACK stays for 64*T1 (Timer M): a late 2xx retransmission
             # still gets it, and no new dialog.
             did = dialog.id
-            self._timers.call_coarse(self.config.duration(Timer.M), self._forget_ack, did)
+            self._timers.call_coarse(self.config.duration(Timer.M), Endpoint._forget_ack, self, did)
         ended = self._dialog_ended.pop(dialog.id, None)
         if ended is not None:
             ended.fire()

@@ -8,6 +8,12 @@ is a push and cancelling it sets a flag. One task sleeps until the earliest
 deadline (a cancel scope whose deadline moves when an earlier timer is armed)
 and fires what is due in deadline order, timers due at the same instant in the
 order they were armed.
+
+The coarse timers (:meth:`Scheduler.call_coarse`) of one grid step share one
+heap entry, a list in the order they were armed: under load they are most of
+the timers armed and most of those waiting (the ends of finished
+transactions, 64*T1 later), and a heap entry each would be a tuple more per
+timer for the garbage collector to walk and a deeper heap to sift.
 """
 
 from __future__ import annotations
@@ -80,7 +86,8 @@ class SchedulerStatistics:
 
     #: Timers armed and neither fired nor cancelled.
     pending: int
-    #: Entries in the heap, cancelled ones not removed yet included.
+    #: Entries in the heap, cancelled ones not removed yet included (the
+    #: coarse timers of one grid step are one entry).
     heap_size: int
     fired: int
     cancelled: int
@@ -97,7 +104,10 @@ class Scheduler:
     """
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Scheduled]] = []
+        # An entry is one timer, or the list of a grid step's coarse timers.
+        self._heap: list[tuple[float, int, Scheduled | list[Scheduled]]] = []
+        # The coarse timers of each grid step still in the heap, by deadline.
+        self._steps: dict[float, list[Scheduled]] = {}
         self._seq = itertools.count()
         # The cancel scope the run() task sleeps in, while it sleeps.
         self._sleep: anyio.CancelScope | None = None
@@ -149,20 +159,58 @@ class Scheduler:
         J, K and RFC 6026's L, M), whose ends come two a call under load.
         """
         deadline = math.ceil((anyio.current_time() + delay) / COARSE_GRID) * COARSE_GRID
-        return self.call_at(deadline, callback, *args)
+        entry = Scheduled(self, deadline, callback, args)
+        self._pending += 1
+        step = self._steps.get(deadline)
+        if step is not None:
+            step.append(entry)
+            return entry
+        self._steps[deadline] = [entry]
+        heapq.heappush(self._heap, (deadline, next(self._seq), self._steps[deadline]))
+        sleep = self._sleep
+        if sleep is not None and deadline < sleep.deadline:
+            sleep.deadline = deadline
+        return entry
 
     def _forget(self, entry: Scheduled) -> None:
         self._pending -= 1
         self._cancelled += 1
         self._dead += 1
-        heap = self._heap
         # Even when it is the one the task sleeps for, the sleep is left
         # alone: moving a deadline costs more than waking once for nothing
         # (a 2xx cancelled by its ACK is the earliest timer, call after call).
-        if self._dead > _COMPACT_AT and 2 * self._dead > len(heap):
-            self._heap = [item for item in heap if item[2]._scheduler is not None]
-            heapq.heapify(self._heap)
-            self._dead = 0
+        if self._dead > _COMPACT_AT and self._dead > self._pending:
+            self._compact()
+
+    def _compact(self) -> None:
+        # Drop the cancelled timers, and the grid steps left empty.
+        kept: list[tuple[float, int, Scheduled | list[Scheduled]]] = []
+        for item in self._heap:
+            timers = item[2]
+            if isinstance(timers, list):
+                timers[:] = [entry for entry in timers if entry._scheduler is not None]
+                if timers:
+                    kept.append(item)
+                else:
+                    del self._steps[item[0]]
+            elif timers._scheduler is not None:
+                kept.append(item)
+        heapq.heapify(kept)
+        self._heap = kept
+        self._dead = 0
+
+    def _fire(self, entry: Scheduled) -> Awaitable[object] | None:
+        # Call a timer that is due; a cancelled one was counted dead when popped.
+        callback = entry._callback
+        if entry._scheduler is None or callback is None:
+            return None
+        args = entry._args
+        entry._scheduler = None
+        entry._callback = None
+        entry._args = ()
+        self._pending -= 1
+        self._fired += 1
+        return callback(*args)
 
     async def run(self) -> NoReturn:
         """Fire the timers as they fall due, forever (until cancelled)."""
@@ -170,26 +218,33 @@ class Scheduler:
             heap = self._heap
             now = anyio.current_time()
             while heap and heap[0][0] <= now:
-                entry = heapq.heappop(heap)[2]
-                callback = entry._callback
-                if entry._scheduler is None or callback is None:
-                    self._dead -= 1
-                    continue
-                args = entry._args
-                entry._scheduler = None
-                entry._callback = None
-                entry._args = ()
-                self._pending -= 1
-                self._fired += 1
-                result = callback(*args)
-                if result is not None:
-                    await result
+                deadline, _, timers = heapq.heappop(heap)
+                if isinstance(timers, list):
+                    # A grid step: it leaves the table first, so that a
+                    # coarse timer armed by one of its callbacks starts a
+                    # step of its own.
+                    del self._steps[deadline]
+                    self._dead -= sum(1 for entry in timers if entry._scheduler is None)
+                    for entry in timers:
+                        result = self._fire(entry)
+                        if result is not None:
+                            await result
+                else:
+                    if timers._scheduler is None:
+                        self._dead -= 1
+                        continue
+                    result = self._fire(timers)
+                    if result is not None:
+                        await result
                 heap = self._heap  # a compaction may have replaced it meanwhile
                 now = anyio.current_time()
             # Sleep until the first live timer: the cancelled ones in front of
             # it go now, not each with a wake-up of its own (under load, a 2xx
             # timer stopped by its ACK heads the heap call after call).
-            while heap and heap[0][2]._scheduler is None:
+            while heap:
+                first = heap[0][2]
+                if isinstance(first, list) or first._scheduler is not None:
+                    break
                 heapq.heappop(heap)
                 self._dead -= 1
             with anyio.CancelScope(deadline=heap[0][0] if heap else math.inf) as sleep:
