@@ -17,8 +17,17 @@ from tests.dispatcher._peer import UDPPeer, raw_request, udp_peer
 from trio_sip.endpoint import DialogState, Endpoint
 from trio_sip.endpoint.scheduler import COARSE_GRID
 from trio_sip.errors import SIPError
-from trio_sip.message import Message, Request, Response, make_ack, make_response, parse_message
+from trio_sip.message import (
+    Message,
+    NameAddr,
+    Request,
+    Response,
+    make_ack,
+    make_response,
+    parse_message,
+)
 from trio_sip.message import via as via_module
+from trio_sip.transaction import Timer
 
 from ._helpers import BOUND, running_endpoint, serve, uri_of
 
@@ -436,6 +445,24 @@ async def test_a_lingering_transaction_ends_without_parsing_its_request_again(
         assert parsed == []
 
 
+async def test_a_lingering_transaction_files_no_timer() -> None:
+    # Its wait timer (J) is on the Scheduler's grid only, not in the
+    # transaction's own table: a table per lingering transaction was one
+    # more object for the garbage collector, for 64*T1, two a call.
+    async with anyio.create_task_group() as tg, udp_peer(tg) as peer, running_endpoint() as ep:
+        ep.set_request_handler(lambda request: ep.respond_nowait(request, 200))
+        leg = ep.dispatcher.legs[0]
+        await peer.send(raw_request("MESSAGE", peer.address, branch="z9hG4bKfiled"), leg.address)
+        with anyio.fail_after(BOUND):
+            await peer.wait_for(1)
+        (tx,) = ep._server.values()
+        assert tx.machine.armed_timers == {Timer.J}
+        assert tx.timers == {}
+        await anyio.sleep(32 + COARSE_GRID)
+        assert ep.statistics().server_transactions == 0
+        tg.cancel_scope.cancel()
+
+
 async def test_timer_j_ends_the_transaction_late_never_early() -> None:
     # Timer J (64*T1 over UDP) keeps an answered non-INVITE transaction to
     # absorb retransmissions. It runs on the Scheduler's coarse grid: a
@@ -464,4 +491,34 @@ async def test_timer_j_ends_the_transaction_late_never_early() -> None:
         assert ep.statistics().server_transactions == 1
         await anyio.sleep(0.01 + COARSE_GRID)
         assert ep.statistics().server_transactions == 0
+        tg.cancel_scope.cancel()
+
+
+async def test_dialogs_on_one_leg_share_our_contact() -> None:
+    # Every dialog answered on a leg has the same Contact: made once, shared
+    # (a NameAddr is immutable), so that an ended call lingering 64*T1 does
+    # not hold a copy of its own.
+    invites: list[Request] = []
+    async with anyio.create_task_group() as tg, udp_peer(tg) as peer, running_endpoint() as ep:
+
+        def answer(request: Request) -> None:
+            invites.append(request)
+            ep.respond_nowait(request, 200)
+
+        ep.set_request_handler(answer)
+        leg = ep.dispatcher.legs[0]
+        for n in (1, 2):
+            invite = raw_request("INVITE", peer.address, branch=f"z9hG4bKc{n}", call_id=f"c{n}")
+            await peer.send(invite, leg.address)
+        with anyio.fail_after(BOUND):
+            arrivals = await peer.wait_for(2)
+        first, second = (ep.dialog_of(invite) for invite in invites)
+        assert first is not None
+        assert second is not None
+        assert first is not second
+        assert first.local_contact is second.local_contact
+        assert first.local_contact == NameAddr(leg.contact_uri(ep.user))
+        for arrival in arrivals:
+            assert isinstance(arrival.message, Response)
+            assert arrival.message.contacts == (first.local_contact,)
         tg.cancel_scope.cancel()

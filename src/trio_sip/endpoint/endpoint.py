@@ -114,6 +114,9 @@ _DEFAULT_ALLOW = ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "UPDATE", "INFO",
 #: How often a 3xx is followed before the last one is returned (a redirect loop).
 _MAX_REDIRECTS = 5
 
+#: Our Contacts kept made (one per leg, or per address a leg advertised).
+_CONTACTS_KEPT = 64
+
 #: (username, password) for digest, or a function from realm to them (None: no answer).
 CredentialSource = tuple[str, str] | Callable[[str], tuple[str, str] | None]
 
@@ -421,6 +424,7 @@ class Endpoint:
         self._pending_2xx: dict[tuple[DialogId, int], _Pending2xx] = {}
         #: The 2xx answers to INVITEs by id(response), for wait_ack(), while their dialog lives.
         self._answered: dict[DialogId, dict[int, _Pending2xx]] = {}
+        self._contacts: dict[URI, tuple[NameAddr, str]] = {}
         self._acks: dict[DialogId, Request] = {}
         self._nonce_counts: dict[str, int] = {}
         self._client_requests: set[ClientRequest] = set()
@@ -946,17 +950,23 @@ class Endpoint:
             old.cancel()
         if tx.machine.terminated:
             return  # it ended while the actions that armed it were performed
-        # The waits that only end a transaction share wake-ups on a coarse
-        # grid (two a call under load); what sends or tells is exact.
-        arm = self._timers.call_coarse if timer in WAIT_TIMERS else self._timers.call_later
         # The function with the Endpoint as an argument, not a bound method:
         # an object fewer per timer, and most timers wait out 64*T1.
-        tx.timers[timer] = arm(delay, Endpoint._timer_due, self, tx, timer)
+        if timer in WAIT_TIMERS:
+            # The waits that only end a transaction share wake-ups on a coarse
+            # grid (two a call under load), and are not filed: a machine arms
+            # each once, and one that fires after its transaction moved on
+            # finds the machine no longer waiting for it (a TimerFired for a
+            # timer not armed is absorbed). A lingering transaction's table
+            # then stays empty, an object fewer for the collector to walk.
+            self._timers.call_coarse(delay, Endpoint._timer_due, self, tx, timer)
+            return
+        tx.timers[timer] = self._timers.call_later(delay, Endpoint._timer_due, self, tx, timer)
 
     def _timer_due(self, tx: _ClientTx | _ServerTx, timer: Timer) -> Awaitable[object] | None:
-        # A timer that fires is the one filed: re-arming or cancelling one
-        # cancels the entry, so a cancelled one never gets here.
-        del tx.timers[timer]
+        # A filed timer that fires is the one filed (re-arming or cancelling
+        # one cancels its entry); a wait timer was never filed.
+        tx.timers.pop(timer, None)
         if isinstance(tx, _ServerTx):
             # Retransmissions over UDP and the end of the transaction: quick.
             return self._feed_server(tx, TimerFired(timer))
@@ -1422,9 +1432,10 @@ class Endpoint:
         if creates and not any(canonical_name(name) == "contact" for name, _ in extra):
             if tx.dialog is not None and tx.dialog.local_contact is not None:
                 contact = tx.dialog.local_contact
+                contact_text = str(contact)
             else:
-                contact = NameAddr(tx.leg.contact_uri(self.user))
-            extra.append(("Contact", str(contact)))
+                contact, contact_text = self._contact_on(tx.leg)
+            extra.append(("Contact", contact_text))
         # Every header goes in at once: the response keeps the views it
         # shares with the request (no header added after it is made).
         response = make_response(
@@ -1479,6 +1490,19 @@ class Endpoint:
         if status >= 300 and tx.dialog is not None and tx.dialog.state is DialogState.EARLY:
             self._end_dialog(tx.dialog)  # 12.3: a non-2xx final ends the early dialog
         return response
+
+    def _contact_on(self, leg: Leg) -> tuple[NameAddr, str]:
+        # Our Contact on ``leg`` and its text, made once: every dialog made
+        # there holds the same one (a NameAddr is immutable), one object
+        # fewer per call for 64*T1 after it ends.
+        uri = leg.contact_uri(self.user)
+        known = self._contacts.get(uri)
+        if known is None:
+            if len(self._contacts) >= _CONTACTS_KEPT:
+                self._contacts.clear()  # legs come and go, or advertise other addresses
+            contact = NameAddr(uri)
+            known = self._contacts[uri] = (contact, str(contact))
+        return known
 
     def _uas_dialog(self, tx: _ServerTx, response: Response, contact: NameAddr) -> None:
         request = tx.machine.request
