@@ -9,6 +9,7 @@ the cases cover the tables exactly, so a new table entry needs a case.
 from __future__ import annotations
 
 import enum
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -826,6 +827,20 @@ def test_a_fired_timer_is_no_longer_armed() -> None:
     c.m.handle(response_received(c.r486))
     assert c.m.handle(TimerFired(D)) == [Terminate()]
     assert c.m.handle(TimerFired(D)) == []
+
+
+@pytest.mark.parametrize("kind", list(MachineKind))
+def test_what_a_waiting_machine_keeps_of_its_timers_is_not_walked_by_the_collector(
+    kind: MachineKind,
+) -> None:
+    # A finished transaction keeps its machine for 64*T1, two a call: the
+    # armed timers are a bit mask, not a container of Timer members that
+    # every garbage collection would walk.
+    for path in PATHS[kind]:
+        c = Ctx(kind)
+        for step in path:
+            c.m.handle(step(c))
+        assert not gc.is_tracked(c.m._armed)
 
 
 @pytest.mark.parametrize(

@@ -590,7 +590,21 @@ TRANSITION_NOTES: Final[Mapping[MachineKind, Mapping[tuple[enum.Enum, Trigger], 
 
 S = TypeVar("S", ClientInviteState, ClientNonInviteState, ServerInviteState, ServerNonInviteState)
 
-_TIMER_ORDER: Final = {timer: i for i, timer in enumerate(Timer)}
+# A machine keeps its armed timers as a bit mask, an int: a set of Timer
+# members is a container the garbage collector walks, and a finished
+# transaction keeps its machine 64*T1, two a call.
+_TIMERS: Final = tuple(Timer)
+_TIMER_BIT: Final = {timer: 1 << i for i, timer in enumerate(_TIMERS)}
+# The mask of each set of timers a machine keeps across a change of state.
+_KEEP_MASKS: dict[frozenset[Timer], int] = {}
+
+
+def _mask(timers: frozenset[Timer]) -> int:
+    mask = _KEEP_MASKS.get(timers)
+    if mask is None:
+        mask = _KEEP_MASKS[timers] = sum(_TIMER_BIT[timer] for timer in timers)
+    return mask
+
 
 #: The RFC 3261 defaults (T1 = 500 ms, T2 = 4 s, T4 = 5 s).
 DEFAULT_CONFIG: Final = TimerConfig()
@@ -621,7 +635,7 @@ class _Machine(abc.ABC, Generic[S]):
         #: The timer values.
         self.config = config
         self._state: S = initial
-        self._armed: set[Timer] = set()
+        self._armed = 0  # a bit per timer of _TIMERS
         self._started = False
 
     # ----- subclass interface -------------------------------------------------------
@@ -660,7 +674,8 @@ class _Machine(abc.ABC, Generic[S]):
     @property
     def armed_timers(self) -> frozenset[Timer]:
         """The timers the machine expects to fire (armed and not cancelled)."""
-        return frozenset(self._armed)
+        armed = self._armed
+        return frozenset(timer for timer in _TIMERS if armed & _TIMER_BIT[timer])
 
     def start(self) -> list[Action]:
         """The actions that start the transaction; call once, before ``handle``."""
@@ -688,9 +703,10 @@ class _Machine(abc.ABC, Generic[S]):
             )
         trigger: Trigger
         if isinstance(event, TimerFired):
-            if event.timer not in self._armed:
+            bit = _TIMER_BIT[event.timer]
+            if not self._armed & bit:
                 return []  # cancelled, or fired twice: the I/O layer lost a race
-            self._armed.discard(event.timer)
+            self._armed &= ~bit
             trigger = event.timer
         else:
             trigger = etype
@@ -713,9 +729,12 @@ class _Machine(abc.ABC, Generic[S]):
         self._act(old, event, new, out)
         if new is old:
             return
-        keep = self._keep(new)
-        for timer in sorted(self._armed - keep, key=_TIMER_ORDER.__getitem__):
-            out.append(CancelTimer(timer))
+        keep = _mask(self._keep(new))
+        cancelled = self._armed & ~keep
+        if cancelled:
+            for timer in _TIMERS:  # in the order of the Timer enumeration
+                if cancelled & _TIMER_BIT[timer]:
+                    out.append(CancelTimer(timer))
         self._armed &= keep
         self._state = new
         if self.terminated:
@@ -724,7 +743,7 @@ class _Machine(abc.ABC, Generic[S]):
             self._enter(new, out)
 
     def _arm(self, timer: Timer, delay: float, out: list[Action]) -> None:
-        self._armed.add(timer)
+        self._armed |= _TIMER_BIT[timer]
         out.append(ArmTimer(timer, delay))
 
     def _wait(self, timer: Timer, out: list[Action]) -> None:
@@ -841,7 +860,7 @@ class ClientInviteTransaction(_Machine[ClientInviteState]):
                 out.append(InformTU(Failure.TIMER_C, Timer.C))
             case TransportFailed():
                 out.append(InformTU(Failure.TRANSPORT_ERROR))
-            case CancelSent() if old is _CI.PROCEEDING and Timer.B not in self._armed:
+            case CancelSent() if old is _CI.PROCEEDING and not self._armed & _TIMER_BIT[Timer.B]:
                 # 9.1: no final response 64*T1 after the CANCEL: give up.
                 self._arm(Timer.B, self.config.duration(Timer.B), out)
             case _:
