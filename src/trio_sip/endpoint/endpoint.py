@@ -114,7 +114,7 @@ _DEFAULT_ALLOW = ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "UPDATE", "INFO",
 #: How often a 3xx is followed before the last one is returned (a redirect loop).
 _MAX_REDIRECTS = 5
 
-#: Our Contacts kept made (one per leg, or per address a leg advertised).
+#: How many of our Contacts are kept made (one per leg, or per address a leg advertised).
 _CONTACTS_KEPT = 64
 
 #: (username, password) for digest, or a function from realm to them (None: no answer).

@@ -130,9 +130,7 @@ class Scheduler:
         entry = Scheduled(self, deadline, callback, args)
         heapq.heappush(self._heap, (deadline, next(self._seq), entry))
         self._pending += 1
-        sleep = self._sleep
-        if sleep is not None and deadline < sleep.deadline:
-            sleep.deadline = deadline  # an earlier timer: wake up for it
+        self._wake_by(deadline)
         return entry
 
     def call_later(
@@ -165,12 +163,15 @@ class Scheduler:
         if step is not None:
             step.append(entry)
             return entry
-        self._steps[deadline] = [entry]
-        heapq.heappush(self._heap, (deadline, next(self._seq), self._steps[deadline]))
+        step = self._steps[deadline] = [entry]
+        heapq.heappush(self._heap, (deadline, next(self._seq), step))
+        self._wake_by(deadline)
+        return entry
+
+    def _wake_by(self, deadline: float) -> None:
         sleep = self._sleep
         if sleep is not None and deadline < sleep.deadline:
-            sleep.deadline = deadline
-        return entry
+            sleep.deadline = deadline  # an earlier timer: wake up for it
 
     def _forget(self, entry: Scheduled) -> None:
         self._pending -= 1
@@ -200,7 +201,10 @@ class Scheduler:
         self._dead = 0
 
     def _fire(self, entry: Scheduled) -> Awaitable[object] | None:
-        # Call a timer that is due; a cancelled one was counted dead when popped.
+        # Call a timer that is due. A cancelled one is skipped: it was
+        # counted out of the dead when its entry left the heap (one
+        # cancelled while its grid step fires stays counted until the next
+        # compaction, which only brings that forward).
         callback = entry._callback
         if entry._scheduler is None or callback is None:
             return None
