@@ -524,7 +524,7 @@ async def uas_cpu(system: str, rate: int, warmup: float, window: float, sipp: st
                     out.cpu_seconds = cpu_seconds(pid) - before
                 assert result is not None
                 out.calls = round(rate * window)
-                out.failed = result.failed + (calls - result.successful - result.failed)
+                out.failed = calls - result.successful  # failed, or never completed
     except PeerError as exc:
         out.error = str(exc).splitlines()[0]
     shown = f"{out.us_per_call:.0f} us CPU per call" if out.us_per_call else "no figure"
