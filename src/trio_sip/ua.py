@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import logging
 import math
+import random
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import replace
@@ -45,7 +47,7 @@ from .media import (
     resume_offer,
 )
 from .media.offer_answer import NoCommonMedia
-from .message import URI, NameAddr, Request, Response
+from .message import URI, NameAddr, Request, Response, new_call_id
 from .message.sdp import Direction, RtpMap, SessionDescription
 from .transport import multiplex
 
@@ -69,7 +71,11 @@ class CallFailed(SIPError):
 
 
 class RegistrationFailed(CallFailed):
-    """REGISTER got a final error response (403, 423 ...) or none (408)."""
+    """REGISTER got a final error response (403, 404 ...) or none (408).
+
+    A 423 (Interval Too Brief) is one only when its Min-Expires could not be
+    met: otherwise the REGISTER is sent again at once with that interval.
+    """
 
 
 def _credentials(aor: URI, credentials: Mapping[str, str] | None) -> tuple[str, str] | None:
@@ -511,6 +517,9 @@ class UserAgent:
         self._call_handler: Callable[[Call], object] | None = None
         self._registered_at: URI | None = None
         self._contact: URI | None = None
+        # Per registrar: the Call-ID of our REGISTERs and the last CSeq
+        # number sent with it (RFC 3261 section 10.2).
+        self._register_ids: dict[str, tuple[str, int]] = {}
 
     # ----- life cycle ---------------------------------------------------------------------
 
@@ -795,15 +804,44 @@ class UserAgent:
 
     async def _register_once(self, registrar: URI, expires: int) -> Response:
         contact = self._contact if self._contact is not None else self.contact()
-        return await self.endpoint.request(
-            registrar,
+        # Section 10.2: every REGISTER to one registrar has the same Call-ID
+        # and a CSeq one higher than the last, so that the registrar can
+        # order them (section 10.3 step 7 ignores one that is not newer).
+        key = str(registrar)
+        call_id, last = self._register_ids.get(key) or (new_call_id(), secrets.randbelow(2**16))
+        if last + 1 >= _CSEQ_LIMIT:
+            call_id, last = new_call_id(), 0
+        # Taken before sending: a REGISTER cancelled on its way still used it.
+        self._register_ids[key] = (call_id, last + 1)
+        client = await self.endpoint.new_request(
             "REGISTER",
+            registrar,
             from_=NameAddr(self.aor),
             to=NameAddr(self.aor),
             # Section 10.2.1: the binding is our Contact (the Endpoint adds
             # one only where a dialog starts).
             headers=[("Contact", f"<{contact}>"), ("Expires", str(expires))],
+            call_id=call_id,
+            cseq=last + 1,
         )
+        try:
+            return await client.wait_final()
+        finally:
+            # An auth retry went out one higher (section 22.2).
+            self._register_ids[key] = (call_id, client.request.cseq.seq)
+
+    async def _register_at(self, registrar: URI, expires: int) -> tuple[Response, int]:
+        """REGISTER, and again with Min-Expires after a 423 (section 10.2.8).
+
+        Returns the final response and the interval it was asked for with.
+        """
+        response = await self._register_once(registrar, expires)
+        if response.status == 423 and expires > 0:
+            least = _min_expires(response)
+            if least is not None and least > expires:
+                expires = least
+                response = await self._register_once(registrar, expires)
+        return response, expires
 
     def _granted(self, response: Response, asked: int) -> int:
         # RFC 3261 section 10.2.4: the registrar may shorten the time; our
@@ -827,19 +865,28 @@ class UserAgent:
     ) -> Response:
         """Register our Contact (or ``contact``) at ``registrar`` (default: the AOR's domain).
 
-        Returns the 200; raises :class:`RegistrationFailed` otherwise. The
-        binding is then refreshed in the background before it expires
-        (halfway, at most 30 seconds early), and after a failure
-        re-registered with back-off (1, 2, 4 ... 300 seconds), until
-        :meth:`unregister` or the UA closes (which unregisters). With
-        ``refresh=False`` it is one REGISTER: the binding is left to expire.
+        Returns the 200; raises :class:`RegistrationFailed` otherwise. A
+        423 (Interval Too Brief) is answered by registering again with the
+        registrar's Min-Expires, which the refreshes then keep.
+
+        The binding is then refreshed in the background before it expires
+        (halfway, at most 30 seconds early) until :meth:`unregister` or the
+        UA closes (which unregisters). After a failed refresh it is tried
+        again with back-off: waits that double from 1 to 300 seconds, each
+        drawn between half and all of that (so that the UAs of a registrar
+        that was down come back spread out), and never shorter than the
+        registrar's Retry-After. With ``refresh=False`` it is one REGISTER:
+        the binding is left to expire.
+
+        Every REGISTER to one registrar has the same Call-ID and the next
+        CSeq number (RFC 3261 section 10.2), so that it can order them.
         """
         target = (URI.parse(registrar) if isinstance(registrar, str) else registrar) or URI(
             "sip", self.aor.host, port=self.aor.port
         )
         if contact is not None:
             self._contact = URI.parse(contact) if isinstance(contact, str) else contact
-        response = await self._register_once(target, expires)
+        response, expires = await self._register_at(target, expires)
         if response.status >= 300:
             raise RegistrationFailed(response)
         if not refresh:
@@ -856,27 +903,28 @@ class UserAgent:
         self, scope: anyio.CancelScope, target: URI, expires: int, granted: int
     ) -> None:
         with scope:
-            backoff = 1.0
+            failures = 0
             wait = _refresh_delay(granted)
             while True:
                 await anyio.sleep(wait)
+                response: Response | None
                 try:
-                    response = await self._register_once(target, expires)
+                    response, expires = await self._register_at(target, expires)
                 except SIPError as exc:
                     log.warning("REGISTER refresh failed: %s", exc)
                     response = None
                 if response is not None and response.status < 300:
-                    backoff = 1.0
+                    failures = 0
                     wait = _refresh_delay(self._granted(response, expires))
                 else:
+                    failures += 1
+                    wait = _retry_delay(failures, _retry_after(response))
                     log.warning(
                         "REGISTER refresh at %s failed (%s); again in %.0f s",
                         target,
                         response.start_line if response is not None else "no answer",
-                        backoff,
+                        wait,
                     )
-                    wait = backoff
-                    backoff = min(backoff * 2, 300.0)
 
     async def unregister(self) -> Response | None:
         """Remove our binding (REGISTER with Expires 0) and stop refreshing it."""
@@ -893,3 +941,48 @@ class UserAgent:
 def _refresh_delay(granted: int) -> float:
     """When to refresh a binding granted for ``granted`` seconds."""
     return max(1.0, granted - min(granted / 2, 30.0)) if granted > 0 else math.inf
+
+
+#: CSeq numbers stay below 2**31 (RFC 3261 section 8.1.1.5).
+_CSEQ_LIMIT = 2**31
+#: The highest ceiling of the back-off between two REGISTERs after failures.
+_BACKOFF_CAP = 300.0
+#: The longest Retry-After a registration obeys: a registrar's answer may
+#: delay it, not stop it for days.
+_RETRY_AFTER_CAP = 3600
+#: Draws the random part of each back-off (the tests put a fixed one here).
+_jitter = random.Random()
+
+
+def _retry_delay(failures: int, retry_after: int | None = None) -> float:
+    """Seconds to wait before registering again after ``failures`` failures in a row.
+
+    The ceiling doubles from 1 second to 300 (1, 2, 4 ... 256, 300), and
+    each wait is drawn between half the ceiling and all of it, as RFC 5626
+    section 4.5 does for flow recovery: the UAs of a registrar that was down
+    then come back spread out, not in step. A ``retry_after`` from the
+    failure response (RFC 3261 section 20.33, up to an hour) is waited out
+    in full.
+    """
+    ceiling = min(_BACKOFF_CAP, 2.0 ** min(max(failures, 1) - 1, 32))
+    wait = ceiling * _jitter.uniform(0.5, 1.0)
+    if retry_after is not None:
+        wait = max(wait, float(min(retry_after, _RETRY_AFTER_CAP)))
+    return wait
+
+
+def _retry_after(response: Response | None) -> int | None:
+    # Retry-After = delta-seconds [ comment ] *( SEMI retry-param )
+    value = response.headers.get("retry-after") if response is not None else None
+    if value is None:
+        return None
+    seconds = value.split(";", 1)[0].split("(", 1)[0].strip(" \t")
+    return int(seconds) if seconds.isdigit() and seconds.isascii() and len(seconds) <= 10 else None
+
+
+def _min_expires(response: Response) -> int | None:
+    # Min-Expires = delta-seconds (section 20.23); an interval we can ask for.
+    value = (response.headers.get("min-expires") or "").strip(" \t")
+    if value.isdigit() and value.isascii() and len(value) <= 10 and int(value) < 2**32:
+        return int(value)
+    return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
 import pytest
 
@@ -51,6 +53,49 @@ async def test_options_answered_by_the_endpoint() -> None:
         assert response.headers.get("accept") == "application/sdp"
         assert response.headers.get("supported") == "timer"
         assert response.to.tag is not None
+
+
+async def test_a_request_outside_a_dialog_can_continue_a_call_id_and_cseq() -> None:
+    async with running_endpoint() as uas, running_endpoint() as uac:
+        with anyio.fail_after(BOUND):
+            first = await uac.new_request("OPTIONS", uri_of(uas), call_id="reg-1@here", cseq=41)
+            await first.wait_final()
+            second = await uac.new_request("OPTIONS", uri_of(uas), call_id="reg-1@here", cseq=42)
+            await second.wait_final()
+            fresh = await uac.new_request("OPTIONS", uri_of(uas))
+            await fresh.wait_final()
+        sent = [(c.request.call_id, c.request.cseq.seq) for c in (first, second)]
+        assert sent == [("reg-1@here", 41), ("reg-1@here", 42)]
+        assert fresh.request.call_id != "reg-1@here"
+        assert all(c.final is not None and c.final.status == 200 for c in (first, second))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"call_id": "two words"}, {"call_id": ""}, {"call_id": "a\r\nVia: x"}, {"cseq": 2**31}],
+)
+async def test_a_call_id_or_cseq_that_cannot_be_sent_is_refused(kwargs: dict[str, Any]) -> None:
+    async with running_endpoint() as uas, running_endpoint() as uac:
+        with pytest.raises(ValueError, match=r"Call-ID|CSeq"):
+            await uac.new_request("OPTIONS", uri_of(uas), **kwargs)
+        assert uac.statistics().client_transactions == 0
+
+
+async def test_a_dialog_keeps_its_own_call_id_and_cseq() -> None:
+    async with (
+        running_endpoint() as uas,
+        running_endpoint() as uac,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(serve, uas, answer)
+        with anyio.fail_after(BOUND):
+            call = await uac.new_request("INVITE", uri_of(uas))
+            await call.wait_final()
+            dialog = call.dialogs[0]
+            with pytest.raises(ValueError, match="dialog"):
+                await uac.new_request("INFO", dialog, call_id="other@here")
+            await uac.request(dialog, "BYE")
+        tg.cancel_scope.cancel()
 
 
 @pytest.mark.parametrize(("method", "status"), [("SUBSCRIBE", 405), ("FROBNICATE", 501)])

@@ -30,6 +30,7 @@ import trustme
 from tests.dispatcher._peer import request as peer_request
 
 from trio_sip import DeliveryError, DeliveryFailure, TransportError
+from trio_sip import ua as ua_module
 from trio_sip.dispatcher import Dispatcher
 from trio_sip.message import Request, make_response, parse_message
 from trio_sip.server import Registrar
@@ -164,12 +165,16 @@ class FlakyRegistrar:
     """A raw UDP registrar that answers only the REGISTERs numbered in ``answer``.
 
     Numbering counts transactions (a retransmission has its first's number),
-    from 1; ``started`` holds when each one first arrived.
+    from 1; ``started`` holds when each one first arrived, ``sequence`` its
+    Call-ID and CSeq number. Those numbered in ``busy`` get 503 with that
+    Retry-After instead.
     """
 
     answer: set[int]
     granted: int
+    busy: dict[int, int] = field(default_factory=dict)
     started: list[float] = field(default_factory=list)
+    sequence: list[tuple[str, int]] = field(default_factory=list)
     branches: dict[str, int] = field(default_factory=dict)
     arrived: anyio.Event = field(default_factory=anyio.Event)
 
@@ -183,8 +188,13 @@ class FlakyRegistrar:
             if number is None:
                 number = self.branches[branch] = len(self.started) + 1
                 self.started.append(anyio.current_time())
+                self.sequence.append((request.call_id, request.cseq.seq))
                 self.arrived.set()
-            if number in self.answer:
+            if number in self.busy:
+                retry_after = [("Retry-After", str(self.busy[number]))]
+                busy = make_response(request, 503, to_tag="reg", headers=retry_after)
+                await sock.sendto(bytes(busy), host, port)
+            elif number in self.answer:
                 ok = make_response(
                     request, 200, to_tag="reg", headers=[("Expires", str(self.granted))]
                 )
@@ -197,11 +207,27 @@ class FlakyRegistrar:
                 await self.arrived.wait()
 
 
+class FixedJitter:
+    """The UA's random source with every draw at ``at`` of its range."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    def uniform(self, low: float, high: float) -> float:
+        return low + (high - low) * self.at
+
+
 @pytest.mark.virtual_time
-async def test_registrar_down_first_register_fails_then_refresh_backs_off_and_recovers() -> None:
+@pytest.mark.parametrize("draw", [1.0, 0.0])
+async def test_registrar_down_first_register_fails_then_refresh_backs_off_and_recovers(
+    monkeypatch: pytest.MonkeyPatch, draw: float
+) -> None:
     # Transactions: 1 unanswered (register() raises), 2 answered (bound,
     # refresh in 30 s), 3-13 unanswered (back-off 1, 2, 4 ... 256, 300,
-    # 300 s), 14 answered (back-off reset), 15 unanswered, 16 answered.
+    # 300 s, each wait drawn between half of that and all of it: here at
+    # ``draw`` of that range), 14 answered (back-off reset), 15 unanswered,
+    # 16 answered.
+    monkeypatch.setattr(ua_module, "_jitter", FixedJitter(draw))
     registrar = FlakyRegistrar(answer={2, 14, 16}, granted=60)
     async with (
         await anyio.create_udp_socket(local_host="127.0.0.1") as sock,
@@ -227,10 +253,41 @@ async def test_registrar_down_first_register_fails_then_refresh_backs_off_and_re
         gaps = [round(b - a, 3) for a, b in itertools.pairwise(started)]
         # Refresh halfway through the 60 s granted (at most 30 s early); after
         # each failure (Timer F, 32 s) wait 1, 2, 4 ... seconds, capped at 300.
-        backoff = [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]
-        assert gaps == [30.0, *(TIMER_B + b for b in backoff), 30.0, TIMER_B + 1]
+        ceilings = [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]
+        backoff = [round(c * (0.5 + 0.5 * draw), 3) for c in ceilings]
+        assert gaps == [30.0, *(TIMER_B + b for b in backoff), 30.0, TIMER_B + backoff[0]]
+        # One Call-ID for them all, and the CSeq one higher each time
+        # (RFC 3261 section 10.2), the first register() that failed included.
+        assert len({call_id for call_id, _ in registrar.sequence}) == 1
+        first = registrar.sequence[0][1]
+        assert [seq for _, seq in registrar.sequence] == list(range(first, first + 16))
         bob_stats = bob.endpoint.statistics()
         assert bob_stats.client_transactions <= 1
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.virtual_time
+async def test_a_busy_registrar_is_left_alone_for_its_retry_after(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Transactions: 1 answered (refresh in 30 s); 2 gets 503 with
+    # Retry-After 120, which is waited out instead of the 1 s back-off; 3
+    # gets 503 with Retry-After 5, more than the 2 s back-off; 4 answered
+    # (refresh in 30 s again), 5 answered.
+    monkeypatch.setattr(ua_module, "_jitter", FixedJitter(1.0))
+    registrar = FlakyRegistrar(answer={1, 4, 5}, granted=60, busy={2: 120, 3: 5})
+    async with (
+        await anyio.create_udp_socket(local_host="127.0.0.1") as sock,
+        anyio.create_task_group() as tg,
+        UserAgent("sip:bob@example.com", listen=LEG) as bob,
+    ):
+        tg.start_soon(registrar.run, sock)
+        at = f"sip:127.0.0.1:{sock.extra(anyio.abc.SocketAttribute.local_port)}"
+        with anyio.fail_after(BOUND):
+            assert (await bob.register(at, expires=60)).status == 200
+        await registrar.wait_for(5)
+        gaps = [round(b - a, 3) for a, b in itertools.pairwise(registrar.started)]
+        assert gaps == [30.0, 120.0, 5.0, 30.0]
         tg.cancel_scope.cancel()
 
 

@@ -681,6 +681,8 @@ class Endpoint:
         credentials: CredentialSource | None = None,
         follow_redirects: bool = False,
         keep_forks: bool = False,
+        call_id: str | None = None,
+        cseq: int | None = None,
     ) -> ClientRequest:
         """Send a request and return its :class:`ClientRequest` at once.
 
@@ -690,14 +692,29 @@ class Endpoint:
         and 407; ``follow_redirects`` follows 3xx Contacts; ``keep_forks``
         keeps the dialogs of extra 2xx responses to an INVITE instead of
         ending them with BYE.
+
+        ``call_id`` and ``cseq`` (outside a dialog only) continue a sequence
+        of requests, such as the REGISTERs of one UA to one registrar
+        (RFC 3261 section 10.2: one Call-ID, the CSeq one higher each time);
+        by default the Call-ID is new and the CSeq number random. An auth
+        retry raises the CSeq by one more: :attr:`ClientRequest.request` is
+        the one last sent.
         """
         method = method.upper()
         if method in ("ACK", "CANCEL"):
             raise RequestFailed(f"{method} is sent by the Endpoint itself")
         if isinstance(target, Dialog):
+            if call_id is not None or cseq is not None:
+                raise ValueError("a dialog's requests take its Call-ID and CSeq")
             request = target.create_request(method, headers, body)
         else:
-            request = self._out_of_dialog(method, target, headers, body, from_, to)
+            if call_id is not None and (not call_id.isprintable() or " " in call_id or not call_id):
+                raise ValueError(f"not a Call-ID: {call_id!r}")
+            if cseq is not None and not 0 <= cseq < 2**31:
+                raise ValueError(f"CSeq number {cseq} is not below 2**31 (RFC 3261 8.1.1.5)")
+            request = self._out_of_dialog(
+                method, target, headers, body, from_, to, call_id=call_id, cseq=cseq
+            )
         if self.user_agent and "user-agent" not in request.headers:
             request.headers.add("User-Agent", self.user_agent)
         client = ClientRequest(
@@ -743,6 +760,9 @@ class Endpoint:
         body: bytes,
         from_: NameAddr | str | None,
         to: NameAddr | str | None,
+        *,
+        call_id: str | None = None,
+        cseq: int | None = None,
     ) -> Request:
         uri = URI.parse(target) if isinstance(target, str) else target
         to_addr = NameAddr.parse(to) if isinstance(to, str) else (to or NameAddr(uri))
@@ -756,9 +776,10 @@ class Endpoint:
         out.add("Max-Forwards", "70")
         out.add("From", str(from_addr.with_tag(new_tag())))
         out.add("To", str(to_addr))
-        out.add("Call-ID", new_call_id())
+        out.add("Call-ID", call_id if call_id is not None else new_call_id())
         # 8.1.1.5: any number below 2**31 will do.
-        out.add("CSeq", str(CSeq(secrets.randbelow(2**16) + 1, method)))
+        seq = cseq if cseq is not None else secrets.randbelow(2**16) + 1
+        out.add("CSeq", str(CSeq(seq, method)))
         for name, value in headers:
             out.add(name, value)
         out.set("Content-Length", str(len(body)))
