@@ -28,6 +28,7 @@ import anyio.lowlevel
 import pytest
 import trustme
 from tests.dispatcher._peer import request as peer_request
+from tests.ua._helpers import FixedJitter
 
 from trio_sip import DeliveryError, DeliveryFailure, TransportError
 from trio_sip import ua as ua_module
@@ -207,14 +208,17 @@ class FlakyRegistrar:
                 await self.arrived.wait()
 
 
-class FixedJitter:
-    """The UA's random source with every draw at ``at`` of its range."""
-
-    def __init__(self, at: float) -> None:
-        self.at = at
-
-    def uniform(self, low: float, high: float) -> float:
-        return low + (high - low) * self.at
+@asynccontextmanager
+async def registering_at(registrar: FlakyRegistrar) -> AsyncIterator[tuple[UserAgent, str]]:
+    """Bob's UserAgent, and the address of ``registrar`` running meanwhile."""
+    async with (
+        await anyio.create_udp_socket(local_host="127.0.0.1") as sock,
+        anyio.create_task_group() as tg,
+        UserAgent("sip:bob@example.com", listen=LEG) as bob,
+    ):
+        tg.start_soon(registrar.run, sock)
+        yield bob, f"sip:127.0.0.1:{sock.extra(anyio.abc.SocketAttribute.local_port)}"
+        tg.cancel_scope.cancel()
 
 
 @pytest.mark.virtual_time
@@ -229,13 +233,7 @@ async def test_registrar_down_first_register_fails_then_refresh_backs_off_and_re
     # 16 answered.
     monkeypatch.setattr(ua_module, "_jitter", FixedJitter(draw))
     registrar = FlakyRegistrar(answer={2, 14, 16}, granted=60)
-    async with (
-        await anyio.create_udp_socket(local_host="127.0.0.1") as sock,
-        anyio.create_task_group() as tg,
-        UserAgent("sip:bob@example.com", listen=LEG) as bob,
-    ):
-        tg.start_soon(registrar.run, sock)
-        at = f"sip:127.0.0.1:{sock.extra(anyio.abc.SocketAttribute.local_port)}"
+    async with registering_at(registrar) as (bob, at):
         before = usage()
         start = anyio.current_time()
         with anyio.fail_after(BOUND), pytest.raises(RegistrationFailed) as failed:
@@ -263,7 +261,6 @@ async def test_registrar_down_first_register_fails_then_refresh_backs_off_and_re
         assert [seq for _, seq in registrar.sequence] == list(range(first, first + 16))
         bob_stats = bob.endpoint.statistics()
         assert bob_stats.client_transactions <= 1
-        tg.cancel_scope.cancel()
 
 
 @pytest.mark.virtual_time
@@ -276,19 +273,12 @@ async def test_a_busy_registrar_is_left_alone_for_its_retry_after(
     # (refresh in 30 s again), 5 answered.
     monkeypatch.setattr(ua_module, "_jitter", FixedJitter(1.0))
     registrar = FlakyRegistrar(answer={1, 4, 5}, granted=60, busy={2: 120, 3: 5})
-    async with (
-        await anyio.create_udp_socket(local_host="127.0.0.1") as sock,
-        anyio.create_task_group() as tg,
-        UserAgent("sip:bob@example.com", listen=LEG) as bob,
-    ):
-        tg.start_soon(registrar.run, sock)
-        at = f"sip:127.0.0.1:{sock.extra(anyio.abc.SocketAttribute.local_port)}"
+    async with registering_at(registrar) as (bob, at):
         with anyio.fail_after(BOUND):
             assert (await bob.register(at, expires=60)).status == 200
         await registrar.wait_for(5)
-        gaps = [round(b - a, 3) for a, b in itertools.pairwise(registrar.started)]
-        assert gaps == [30.0, 120.0, 5.0, 30.0]
-        tg.cancel_scope.cancel()
+    gaps = [round(b - a, 3) for a, b in itertools.pairwise(registrar.started)]
+    assert gaps == [30.0, 120.0, 5.0, 30.0]
 
 
 @pytest.mark.virtual_time

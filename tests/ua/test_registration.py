@@ -20,6 +20,8 @@ from trio_sip.server import Authorize, ReceiveChain, Registrar
 from trio_sip.transport.leg import Address, Leg
 from trio_sip.ua import RegistrationFailed, UserAgent
 
+from ._helpers import FixedJitter
+
 pytestmark = pytest.mark.anyio
 
 LEG = ["udp:127.0.0.1:0"]
@@ -36,18 +38,6 @@ class Recorder:
             expires = packet.headers.get("expires") or ""
             self.seen.append((packet.call_id, packet.cseq.seq, expires, anyio.current_time()))
         return False
-
-
-@dataclass
-class FixedJitter:
-    """Stands in for the UA's random source: every draw at ``at`` of its range."""
-
-    at: float
-    drawn: int = 0
-
-    def uniform(self, low: float, high: float) -> float:
-        self.drawn += 1
-        return low + (high - low) * self.at
 
 
 @pytest.mark.virtual_time
