@@ -35,7 +35,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from .dispatcher import Dispatcher
 from .endpoint import ClientRequest, Dialog, DialogId, Endpoint
-from .errors import SIPError
+from .errors import ParseError, SIPError
 from .media import (
     DEFAULT_CODECS,
     MediaSession,
@@ -837,7 +837,10 @@ class UserAgent:
         """
         response = await self._register_once(registrar, expires)
         if response.status == 423 and expires > 0:
-            least = _min_expires(response)
+            try:
+                least = response.min_expires
+            except ParseError:
+                least = None
             if least is not None and least > expires:
                 expires = least
                 response = await self._register_once(registrar, expires)
@@ -978,11 +981,3 @@ def _retry_after(response: Response | None) -> int | None:
         return None
     seconds = value.split(";", 1)[0].split("(", 1)[0].strip(" \t")
     return int(seconds) if seconds.isdigit() and seconds.isascii() and len(seconds) <= 10 else None
-
-
-def _min_expires(response: Response) -> int | None:
-    # Min-Expires = delta-seconds (section 20.23); an interval we can ask for.
-    value = (response.headers.get("min-expires") or "").strip(" \t")
-    if value.isdigit() and value.isascii() and len(value) <= 10 and int(value) < 2**32:
-        return int(value)
-    return None

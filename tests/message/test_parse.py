@@ -121,6 +121,17 @@ def test_response_values() -> None:
     msg.validate()
 
 
+@pytest.mark.parametrize(("value", "seconds"), [("3600", 3600), (None, None), ("soon", ParseError)])
+def test_min_expires_of_a_423(value: str | None, seconds: int | type[ParseError] | None) -> None:
+    headers = [("Min-Expires", value)] if value is not None else []
+    msg = Response(423, headers=headers)
+    if seconds is ParseError:
+        with pytest.raises(ParseError, match="Min-Expires"):
+            msg.min_expires  # noqa: B018
+    else:
+        assert msg.min_expires == seconds
+
+
 def test_lf_only_line_ends_are_accepted() -> None:
     msg = parse_message(
         b"SIP/2.0 200 OK\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\nContent-Length: 2\n\nhi"

@@ -362,6 +362,7 @@ VIEWS: list[tuple[str, Callable[[Message], object]]] = [
     ("max_forwards", lambda m: m.max_forwards),
     ("content_length", lambda m: m.content_length),
     ("expires", lambda m: m.expires),
+    ("min_expires", lambda m: m.min_expires),
     ("date", lambda m: m.date),
     ("content_type", lambda m: m.content_type),
     ("values", lambda m: [m.headers.values(name) for name, _ in m.headers]),

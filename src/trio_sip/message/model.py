@@ -293,6 +293,11 @@ class Message(abc.ABC):
         return self._view("expires", _build_expires)
 
     @property
+    def min_expires(self) -> int | None:
+        """Min-Expires in seconds (a 423's, RFC 3261 section 20.23), or None when absent."""
+        return self._view("min_expires", _build_min_expires)
+
+    @property
     def date(self) -> datetime.datetime | None:
         """The Date header as an aware UTC datetime, or None when absent.
 
@@ -414,6 +419,10 @@ def _build_content_length(msg: Message) -> int | None:
 
 def _build_expires(msg: Message) -> int | None:
     return msg._int_header("expires", "Expires", 2**32 - 1)
+
+
+def _build_min_expires(msg: Message) -> int | None:
+    return msg._int_header("min-expires", "Min-Expires", 2**32 - 1)
 
 
 # SIP-date = rfc1123-date ; rfc1123-date = wkday "," SP date1 SP time SP "GMT"
