@@ -217,3 +217,85 @@ async def test_cancelled_invite_is_not_retried_with_credentials() -> None:
         assert final.status == 407
         assert challenger.seen == [None]
         tg.cancel_scope.cancel()
+
+
+# ----- answering before being asked (RFC 3261 section 22.2) ---------------------------
+
+
+async def _messages(uac: Endpoint, *targets: str) -> list[int]:
+    statuses = []
+    with anyio.fail_after(BOUND):
+        for target in targets:
+            statuses.append((await uac.request(target, "MESSAGE")).status)
+    return statuses
+
+
+def _counts(challenger: Challenger) -> list[int | None]:
+    return [c.nc if c is not None else None for c in challenger.seen]
+
+
+async def test_a_challenge_answered_is_answered_unasked_for_the_same_to() -> None:
+    # 22.2: credentials are kept per To and realm and used again for the
+    # next request there, with the nonce's next count (RFC 7616 3.4).
+    challenger = Challenger(401, Algorithm.SHA_256)
+    async with (
+        running_endpoint() as uas,
+        running_endpoint(credentials=("alice", "secret")) as uac,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(serve, uas, challenger)
+        bob, carol = uri_of(uas), uri_of(uas, "carol")
+        assert await _messages(uac, bob, bob, bob) == [200, 200, 200]
+        assert _counts(challenger) == [None, 1, 2, 3]
+        # Another To is challenged first.
+        assert await _messages(uac, carol) == [200]
+        assert _counts(challenger)[4:] == [None, 4]
+        tg.cancel_scope.cancel()
+
+
+async def test_a_challenge_without_qop_is_not_answered_unasked() -> None:
+    # Without qop there is no nonce count: a second use would be a replay.
+    challenger = Challenger(401, Algorithm.SHA_256, qop=())
+    async with (
+        running_endpoint() as uas,
+        running_endpoint(credentials=("alice", "secret")) as uac,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(serve, uas, challenger)
+        assert await _messages(uac, uri_of(uas), uri_of(uas)) == [200, 200]
+        assert [c is not None for c in challenger.seen] == [False, True, False, True]
+        tg.cancel_scope.cancel()
+
+
+async def test_a_stale_nonce_sent_unasked_is_answered_again() -> None:
+    challenger = Challenger(401, Algorithm.MD5)
+    async with (
+        running_endpoint() as uas,
+        running_endpoint(credentials=("alice", "secret")) as uac,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(serve, uas, challenger)
+        assert await _messages(uac, uri_of(uas)) == [200]
+        challenger.stale_once = True
+        assert await _messages(uac, uri_of(uas), uri_of(uas)) == [200, 200]
+        nonces = [(c.nonce, c.nc) if c is not None else None for c in challenger.seen]
+        assert nonces == [None, ("nonce-1", 1), ("nonce-1", 2), ("nonce-2", 1), ("nonce-2", 2)]
+        tg.cancel_scope.cancel()
+
+
+async def test_credentials_refused_are_not_sent_unasked_again() -> None:
+    challenger = Challenger(401, Algorithm.SHA_256)
+    async with (
+        running_endpoint() as uas,
+        running_endpoint(credentials=("alice", "secret")) as uac,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(serve, uas, challenger)
+        assert await _messages(uac, uri_of(uas)) == [200]
+        challenger.password = "changed"
+        # Sent unasked, refused, answered once more, refused: the final 401.
+        assert await _messages(uac, uri_of(uas)) == [401]
+        challenger.password = "secret"
+        assert await _messages(uac, uri_of(uas)) == [200]
+        assert _counts(challenger) == [None, 1, 2, 3, None, 4]
+        tg.cancel_scope.cancel()

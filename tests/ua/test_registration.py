@@ -31,23 +31,47 @@ LEG = ["udp:127.0.0.1:0"]
 class Recorder:
     """The first link of a registrar's chain: notes each REGISTER, passes it on."""
 
-    seen: list[tuple[str, int, str, float]] = field(default_factory=list)
+    #: Call-ID, CSeq number, Expires, arrival, and whether it had credentials.
+    seen: list[tuple[str, int, str, float, bool]] = field(default_factory=list)
 
     async def receive(self, packet: Request | Response, leg: Leg, from_addr: Address) -> bool:
         if isinstance(packet, Request) and packet.method == "REGISTER":
             expires = packet.headers.get("expires") or ""
-            self.seen.append((packet.call_id, packet.cseq.seq, expires, anyio.current_time()))
+            credentials = "authorization" in packet.headers
+            entry = (packet.call_id, packet.cseq.seq, expires, anyio.current_time(), credentials)
+            self.seen.append(entry)
         return False
 
 
 @pytest.mark.virtual_time
-async def test_every_register_to_a_registrar_has_one_call_id_and_the_next_cseq() -> None:
-    # Authorize challenges every REGISTER without credentials: each refresh
-    # is sent twice, and the second is one higher again (section 22.2).
+@pytest.mark.parametrize(
+    ("nonce_lifetime", "sent", "stale"),
+    [
+        # The nonce stays fresh: only the first REGISTER is challenged; the
+        # refreshes and the removal answer its challenge unasked (22.2).
+        (300.0, [True, False, False, False, False], 0),
+        # The nonce goes stale before each refresh: each refresh, sent with
+        # the old answer, is challenged once more (stale=true) and sent
+        # again; the removal, 5 s after the last challenge, answers it
+        # unasked.
+        (15.0, [True, False, False, False, False, False, False], 2),
+    ],
+)
+async def test_every_register_to_a_registrar_has_one_call_id_and_the_next_cseq(
+    nonce_lifetime: float, sent: list[bool], stale: int
+) -> None:
+    # ``sent``: whether each REGISTER went without credentials. An auth
+    # retry is one higher again (section 22.2).
     recorder = Recorder()
     async with Dispatcher(LEG) as reg_disp:
         registrar = Registrar(reg_disp, min_expires=1, max_expires=40)
-        auth = Authorize(reg_disp, "example.com", {"bob": "pw"})
+        auth = Authorize(
+            reg_disp,
+            "example.com",
+            {"bob": "pw"},
+            nonce_lifetime=nonce_lifetime,
+            clock=anyio.current_time,
+        )
         reg_disp.set_receiver(ReceiveChain([recorder, auth, registrar]))
         at = f"sip:{reg_disp.legs[0].sent_by()}"
         async with UserAgent("sip:bob@example.com", listen=LEG, credentials={"bob": "pw"}) as bob:
@@ -58,13 +82,14 @@ async def test_every_register_to_a_registrar_has_one_call_id_and_the_next_cseq()
             assert await registrar.lookup(bob.aor) != []
         # Leaving the UA unregistered, in the same sequence.
         assert await registrar.lookup(bob.aor) == []
-    call_ids = {call_id for call_id, _, _, _ in recorder.seen}
-    numbers = [seq for _, seq, _, _ in recorder.seen]
-    # register(), two refreshes, the removal: each challenged once.
-    assert len(numbers) == 8
+    assert [not has_credentials for *_, has_credentials in recorder.seen] == sent
+    call_ids = {call_id for call_id, *_ in recorder.seen}
+    numbers = [seq for _, seq, *_ in recorder.seen]
     assert len(call_ids) == 1
-    assert numbers == list(range(numbers[0], numbers[0] + 8))
-    assert [expires for _, _, expires, _ in recorder.seen][-2:] == ["0", "0"]
+    assert numbers == list(range(numbers[0], numbers[0] + len(sent)))
+    assert recorder.seen[-1][2] == "0"
+    statistics = auth.statistics()
+    assert (statistics.challenged, statistics.stale, statistics.accepted) == (1 + stale, stale, 4)
 
 
 async def test_a_registrar_of_its_own_gets_a_call_id_of_its_own() -> None:
@@ -77,8 +102,8 @@ async def test_a_registrar_of_its_own_gets_a_call_id_of_its_own() -> None:
                 await bob.register(f"sip:{first.legs[0].sent_by()}", refresh=False)
                 await bob.register(f"sip:{second.legs[0].sent_by()}", refresh=False)
                 await bob.register(f"sip:{first.legs[0].sent_by()}", refresh=False)
-    at_first = [(call_id, seq) for call_id, seq, _, _ in recorders[0].seen]
-    at_second = [(call_id, seq) for call_id, seq, _, _ in recorders[1].seen]
+    at_first = [(call_id, seq) for call_id, seq, *_ in recorders[0].seen]
+    at_second = [(call_id, seq) for call_id, seq, *_ in recorders[1].seen]
     assert len(at_first) == 2
     assert len(at_second) == 1
     assert at_first[0][0] == at_first[1][0] != at_second[0][0]
@@ -99,7 +124,7 @@ async def test_interval_too_brief_registers_again_with_min_expires_and_keeps_it(
             # Granted 120 s: the refresh comes 30 s early, and asks for 120 again.
             await anyio.sleep(91)
             assert anyio.current_time() - start == pytest.approx(91, abs=1)
-    asked = [expires for _, _, expires, _ in recorder.seen]
+    asked = [expires for _, _, expires, *_ in recorder.seen]
     assert asked[:3] == ["60", "120", "120"]
     assert recorder.seen[2][3] - recorder.seen[1][3] == pytest.approx(90, abs=0.5)
 

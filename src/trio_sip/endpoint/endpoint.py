@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import secrets
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,7 +42,7 @@ from ..message import (
     new_call_id,
     new_tag,
 )
-from ..message.digest import authorize, choose_challenge, parse_challenges
+from ..message.digest import Challenge, authorize, choose_challenge, parse_challenges
 from ..message.headers import canonical_name
 from ..resolver import Target
 from ..transaction import (
@@ -113,6 +113,11 @@ _DEFAULT_ALLOW = ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "UPDATE", "INFO",
 
 #: How often a 3xx is followed before the last one is returned (a redirect loop).
 _MAX_REDIRECTS = 5
+
+#: How many To URIs keep the challenges answered for them (the least recent go).
+_AUTH_KEPT = 256
+#: How many nonces keep their count of uses (the least recent go).
+_NONCES_KEPT = 1024
 
 #: How many of our Contacts are kept made (one per leg, or per address a leg advertised).
 _CONTACTS_KEPT = 64
@@ -277,6 +282,9 @@ class ClientRequest:
         self._cancel_wanted = False
         self._cancel_sent = False
         self._answered_realms: set[str] = set()
+        # Realm -> (header, challenge) of each challenge answered: the
+        # Endpoint keeps them for the next request to the same To (22.2).
+        self._challenges: dict[str, tuple[str, Challenge]] = {}
         self._redirects = 0
         #: Targets not tried yet (RFC 3263 4.3), each with the leg that reaches it.
         self._routes: list[tuple[Leg, Target]] = []
@@ -357,6 +365,7 @@ class ClientRequest:
 
     def _finish(self, response: Response) -> None:
         self.final = response
+        self._endpoint._keep_challenges(self, response)
         self._done.set()
         self._notify()
 
@@ -426,7 +435,11 @@ class Endpoint:
         self._answered: dict[DialogId, dict[int, _Pending2xx]] = {}
         self._contacts: dict[URI, tuple[NameAddr, str]] = {}
         self._acks: dict[DialogId, Request] = {}
-        self._nonce_counts: dict[str, int] = {}
+        # Requests sent with each nonce (its nc), the most recent last.
+        self._nonce_counts: OrderedDict[str, int] = OrderedDict()
+        # To URI -> realm -> (header, challenge): the challenges answered
+        # for requests to that To, answered again unasked (RFC 3261 22.2).
+        self._auth_cache: OrderedDict[str, dict[str, tuple[str, Challenge]]] = OrderedDict()
         self._client_requests: set[ClientRequest] = set()
         send, receive = anyio.create_memory_object_stream[Request](queue_size)
         self._in_send: MemoryObjectSendStream[Request] = send
@@ -717,10 +730,13 @@ class Endpoint:
             )
         if self.user_agent and "user-agent" not in request.headers:
             request.headers.add("User-Agent", self.user_agent)
+        source = credentials if credentials is not None else self.credentials
+        if source is not None and self._auth_cache and not isinstance(target, Dialog):
+            self._answer_unasked(request, source)
         client = ClientRequest(
             self,
             request,
-            credentials=credentials if credentials is not None else self.credentials,
+            credentials=source,
             follow_redirects=follow_redirects,
             keep_forks=keep_forks,
         )
@@ -1141,10 +1157,26 @@ class Endpoint:
         if creds is None:
             return False
         owner._answered_realms.add(challenge.realm)
-        old = owner.request
-        request = _resend_copy(old, self._dialogs)
-        nc = self._nonce_counts.get(challenge.nonce, 0) + 1
-        self._nonce_counts[challenge.nonce] = nc
+        request = _resend_copy(owner.request, self._dialogs)
+        name = "Authorization" if response.status == 401 else "Proxy-Authorization"
+        self._answer(request, name, challenge, creds)
+        if challenge.qop:
+            # Without qop there is no nonce count: a second use of the
+            # nonce would look like a replay (RFC 7616 section 3.4).
+            owner._challenges[challenge.realm] = (name, challenge)
+        owner.request = request
+        await self._send_new(owner, request)
+        return True
+
+    def _answer(
+        self, request: Request, header: str, challenge: Challenge, creds: tuple[str, str]
+    ) -> None:
+        """Add to ``request`` the ``header`` answering ``challenge``, one more use of its nonce."""
+        counts = self._nonce_counts
+        nc = counts.pop(challenge.nonce, 0) + 1
+        counts[challenge.nonce] = nc
+        if len(counts) > _NONCES_KEPT:
+            counts.popitem(last=False)
         credentials = authorize(
             challenge,
             username=creds[0],
@@ -1154,11 +1186,50 @@ class Endpoint:
             body=request.body,
             nc=nc,
         )
-        name = "Authorization" if response.status == 401 else "Proxy-Authorization"
-        request.headers.add(name, str(credentials))
-        owner.request = request
-        await self._send_new(owner, request)
-        return True
+        request.headers.add(header, str(credentials))
+
+    def _answer_unasked(self, request: Request, source: CredentialSource) -> None:
+        """Answer, before being asked, the challenges kept for the request's To (22.2).
+
+        A server that finds the nonce stale or unknown challenges again,
+        and that challenge is answered as usual.
+        """
+        key = str(request.to.uri)
+        kept = self._auth_cache.get(key)
+        if kept is None:
+            return
+        self._auth_cache.move_to_end(key)
+        for realm, (header, challenge) in list(kept.items()):
+            if challenge.nonce not in self._nonce_counts or header.lower() in request.headers:
+                # A nonce whose count was let go cannot be used again: the
+                # server would take the count starting over for a replay.
+                del kept[realm]
+                continue
+            creds = source(realm) if callable(source) else source
+            if creds is not None:
+                self._answer(request, header, challenge, creds)
+
+    def _keep_challenges(self, owner: ClientRequest, response: Response) -> None:
+        """Keep what ``owner`` answered for the next request to its To, or forget it.
+
+        A final 401 or 407 means the credentials did not do: the Endpoint
+        then stops sending them unasked to that To.
+        """
+        cache = self._auth_cache
+        refused = response.status in (401, 407)
+        if not (owner._challenges or (refused and cache)):
+            return
+        to = owner.request.to
+        if to.tag is not None:
+            return  # inside a dialog: not answered unasked, nothing to keep
+        key = str(to.uri)
+        if refused:
+            cache.pop(key, None)
+        else:
+            cache.setdefault(key, {}).update(owner._challenges)
+            cache.move_to_end(key)
+            if len(cache) > _AUTH_KEPT:
+                cache.popitem(last=False)
 
     async def _redirect(self, owner: ClientRequest, response: Response) -> bool:
         contacts = response.contacts
