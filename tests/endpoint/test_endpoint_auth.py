@@ -7,7 +7,7 @@ import pytest
 
 from trio_sip.endpoint import Endpoint
 from trio_sip.message import Request
-from trio_sip.message.digest import Algorithm, Challenge, Credentials, verify
+from trio_sip.message.digest import Algorithm, Challenge, Credentials, authorize, verify
 
 from ._helpers import BOUND, answer, running_endpoint, serve, uri_of
 
@@ -298,4 +298,31 @@ async def test_credentials_refused_are_not_sent_unasked_again() -> None:
         challenger.password = "secret"
         assert await _messages(uac, uri_of(uas)) == [200]
         assert _counts(challenger) == [None, 1, 2, 3, None, 4]
+        tg.cancel_scope.cancel()
+
+
+async def test_credentials_the_caller_gives_are_sent_as_given() -> None:
+    challenger = Challenger(401, Algorithm.SHA_256)
+    async with (
+        running_endpoint() as uas,
+        running_endpoint(credentials=("alice", "secret")) as uac,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(serve, uas, challenger)
+        assert await _messages(uac, uri_of(uas)) == [200]
+        challenge = Challenge("test.example", "nonce-1", algorithm=Algorithm.SHA_256, qop=("auth",))
+        own = authorize(
+            challenge, username="alice", password="secret", method="MESSAGE", uri=uri_of(uas), nc=9
+        )
+        with anyio.fail_after(BOUND):
+            given = await uac.new_request(
+                "MESSAGE", uri_of(uas), headers=[("Authorization", str(own))]
+            )
+            final = await given.wait_final()
+        # Accepted as given: the kept challenge was not answered beside it ...
+        assert final.status == 200
+        assert given.request.headers.get_all("authorization") == [str(own)]
+        # ... and is still kept for the next request.
+        assert await _messages(uac, uri_of(uas)) == [200]
+        assert _counts(challenger) == [None, 1, 9, 2]
         tg.cancel_scope.cancel()

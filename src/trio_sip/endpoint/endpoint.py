@@ -1200,11 +1200,13 @@ class Endpoint:
             return
         self._auth_cache.move_to_end(key)
         for realm, (header, challenge) in list(kept.items()):
-            if challenge.nonce not in self._nonce_counts or header.lower() in request.headers:
+            if challenge.nonce not in self._nonce_counts:
                 # A nonce whose count was let go cannot be used again: the
                 # server would take the count starting over for a replay.
                 del kept[realm]
                 continue
+            if header.lower() in request.headers:
+                continue  # the caller gave its own
             creds = source(realm) if callable(source) else source
             if creds is not None:
                 self._answer(request, header, challenge, creds)
