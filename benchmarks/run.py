@@ -72,6 +72,7 @@ from bench_uas_path import cpu_seconds  # noqa: E402
 from interop.peers import (  # noqa: E402
     Address,
     KamailioProxy,
+    KamailioRegistrar,
     NetSipProxy,
     NetSipUas,
     PeerError,
@@ -244,51 +245,6 @@ class TrioSipCommand(_PeerContext):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._finish(self.stop_signal)
-
-
-class KamailioRegistrar(KamailioProxy):
-    """Kamailio's ``registrar`` + ``usrloc`` modules, bindings in memory only.
-
-    The harness's Kamailio runner with another configuration: the next hop
-    it asks for is not used (nothing is forwarded).
-    """
-
-    def __init__(self, *, children: int = 1, program: str | None = None) -> None:
-        super().__init__(Address("127.0.0.1", 1), children=children, program=program)
-
-    def config(self, listen: Address) -> str:
-        """A registrar answering REGISTER and 405 to anything else."""
-        return _KAMAILIO_REGISTRAR.format(listen=listen, children=self.children)
-
-
-# Memory only (db_mode 0); sl for the replies. Both listens are there because
-# the runner waits for UDP and TCP to be bound.
-_KAMAILIO_REGISTRAR: Final = """\
-#!KAMAILIO
-debug=1
-log_stderror=yes
-auto_aliases=no
-dns=no
-rev_dns=no
-listen=udp:{listen}
-listen=tcp:{listen}
-children={children}
-tcp_children={children}
-loadmodule "sl.so"
-loadmodule "usrloc.so"
-loadmodule "registrar.so"
-modparam("usrloc", "db_mode", 0)
-
-request_route {{
-    if (method == "REGISTER") {{
-        if (!save("location")) {{
-            sl_reply_error();
-        }}
-        exit;
-    }}
-    sl_send_reply("405", "Method Not Allowed");
-}}
-"""
 
 
 @asynccontextmanager

@@ -64,6 +64,7 @@ import pytest
 __all__ = [
     "Address",
     "KamailioProxy",
+    "KamailioRegistrar",
     "NetSipProxy",
     "NetSipUas",
     "PeerError",
@@ -1181,3 +1182,85 @@ class KamailioProxy(_PeerContext):
         await self._launch("kamailio", argv, work, (address, ("udp", "tcp")))
         self._address = address
         return self
+
+
+# Memory only (db_mode 0); sl for the replies. Both listens are there because
+# the runner waits for UDP and TCP to be bound. With a password, the auth
+# check below comes first.
+_KAMAILIO_REGISTRAR: Final = """\
+#!KAMAILIO
+debug={debug}
+log_stderror=yes
+auto_aliases=no
+dns=no
+rev_dns=no
+listen=udp:{listen}
+listen=tcp:{listen}
+children={children}
+tcp_children={children}
+loadmodule "sl.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+modparam("usrloc", "db_mode", 0)
+modparam("registrar", "min_expires", {min_expires})
+{auth_modules}
+request_route {{
+    if (method == "REGISTER") {{
+{auth_check}        if (!save("location")) {{
+            sl_reply_error();
+        }}
+        exit;
+    }}
+    sl_send_reply("405", "Method Not Allowed");
+}}
+"""
+
+# Digest credentials for the To's domain, any user name; challenged with
+# qop=auth (www_challenge flag 1).
+_KAMAILIO_AUTH_CHECK: Final = """\
+        if (!pv_www_authenticate("$td", "{password}", "0")) {{
+            www_challenge("$td", "1");
+            exit;
+        }}
+"""
+
+
+class KamailioRegistrar(KamailioProxy):
+    """Kamailio's ``registrar`` + ``usrloc`` modules, bindings in memory only.
+
+    The harness's Kamailio runner with another configuration: the next hop
+    it asks for is not used (nothing is forwarded). With ``password``,
+    REGISTER needs digest credentials for it (``auth`` module, qop=auth;
+    Kamailio's nonces are good for 300 s and may be used again meanwhile).
+    ``min_expires`` is the registrar's shortest interval.
+    """
+
+    def __init__(
+        self,
+        *,
+        children: int = 1,
+        password: str = "",
+        min_expires: int = 60,
+        debug: int = 1,
+        program: str | None = None,
+    ) -> None:
+        super().__init__(Address("127.0.0.1", 1), children=children, debug=debug, program=program)
+        if '"' in password or "\\" in password:
+            raise ValueError("the password goes into a quoted config string")
+        self.password = password
+        self.min_expires = min_expires
+
+    def config(self, listen: Address) -> str:
+        """A registrar answering REGISTER and 405 to anything else."""
+        modules = check = ""
+        if self.password:
+            modules = 'loadmodule "pv.so"\nloadmodule "auth.so"\n'
+            check = _KAMAILIO_AUTH_CHECK.format(password=self.password)
+        return _KAMAILIO_REGISTRAR.format(
+            listen=listen,
+            children=self.children,
+            debug=self.debug,
+            min_expires=self.min_expires,
+            auth_modules=modules,
+            auth_check=check,
+        )
