@@ -961,7 +961,10 @@ async def _call(args: argparse.Namespace) -> int:
                     # sent in full even when they take longer.
                     deadline = anyio.current_time() + args.duration
                     if args.dtmf:
-                        await call.send_dtmf(args.dtmf, inband=args.dtmf_mode == "inband")
+                        mode = args.dtmf_mode
+                        await call.send_dtmf(
+                            args.dtmf, inband=mode == "inband", info=mode == "info"
+                        )
                     with anyio.move_on_after(deadline - anyio.current_time()):
                         await call.wait_ended()
 
@@ -1176,9 +1179,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--dtmf-mode",
-        choices=["rfc4733", "inband"],
+        choices=["rfc4733", "inband", "info"],
         default="rfc4733",
-        help="DTMF as RFC 4733 events (default) or as tones in the audio",
+        help="DTMF as RFC 4733 events (default), as tones in the audio, or in SIP INFO",
     )
     p.set_defaults(run=_call, is_async=True, interruptible=True, play_loop=False)
     p = sub.add_parser("register", help="register an AOR once and print the bindings")

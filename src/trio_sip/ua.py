@@ -46,6 +46,7 @@ from .media import (
     read_answer,
     resume_offer,
 )
+from .media.dtmf import DTMF_INFO_TYPES, digit_of_info, info_body
 from .media.offer_answer import NoCommonMedia
 from .message import URI, NameAddr, Request, Response, new_call_id
 from .message.sdp import Direction, RtpMap, SessionDescription
@@ -56,6 +57,7 @@ log = logging.getLogger("trio_sip.ua")
 __all__ = ["Call", "CallFailed", "RegistrationFailed", "UserAgent"]
 
 _SDP = ("Content-Type", "application/sdp")
+_DTMF_RELAY = ("Content-Type", "application/dtmf-relay")
 
 
 class CallFailed(SIPError):
@@ -439,16 +441,28 @@ class Call:
 
     # ----- media ------------------------------------------------------------------------
 
-    async def send_dtmf(self, digits: str, *, inband: bool = False) -> None:
+    async def send_dtmf(self, digits: str, *, inband: bool = False, info: bool = False) -> None:
         """Send DTMF ``digits`` over RTP: RFC 4733 events, or (``inband``) dual tones.
 
         Events need a telephone-event payload type in the negotiated SDP;
-        without one the digits go in-band anyway (in PCMU or PCMA).
+        without one the digits go in-band anyway (in PCMU or PCMA). With
+        ``info`` they go as SIP INFO requests instead, one per digit with an
+        ``application/dtmf-relay`` body, each after the last one's 200
+        (:class:`CallFailed` if one is refused); the media statistics do
+        not count those. The peer's digits in INFO come from :meth:`dtmf`
+        with those of RTP.
         """
-        await self.media.send_dtmf(digits, inband=inband)
+        if not info:
+            await self.media.send_dtmf(digits, inband=inband)
+            return
+        if inband:
+            raise ValueError("DTMF goes either in-band or in SIP INFO, not both")
+        bodies = [info_body(digit) for digit in digits]  # refuse a bad digit first
+        for body in bodies:
+            await self.request("INFO", headers=[_DTMF_RELAY], body=body)
 
     def dtmf(self) -> AsyncIterator[str]:
-        """The DTMF digits the peer sends, as they arrive."""
+        """The DTMF digits the peer sends, as they arrive (RTP events, tones, SIP INFO)."""
         return self.media.dtmf()
 
 
@@ -622,13 +636,28 @@ class UserAgent:
                 except anyio.WouldBlock:
                     log.warning("no one reads messages: dropping %s", request.summary())
             elif call is not None:
-                # INFO and the like in a call: accepted (RFC 6086 section 4.2.2).
-                self.endpoint.respond_nowait(request, 200)
+                if method == "INFO" and request.content_type in DTMF_INFO_TYPES:
+                    self._info_dtmf(call, request)
+                else:
+                    # INFO and the like in a call: accepted (RFC 6086 section 4.2.2).
+                    self.endpoint.respond_nowait(request, 200)
             else:
                 self.endpoint.respond_nowait(request, 481 if request.to.tag else 405)
         except SIPError:
             log.exception("could not answer %s", request.summary())
         return None
+
+    def _info_dtmf(self, call: Call, request: Request) -> None:
+        # A digit in a SIP INFO (application/dtmf-relay or application/dtmf):
+        # delivered with the digits of RTP events, to on_dtmf() or dtmf().
+        assert request.content_type is not None
+        try:
+            digit = digit_of_info(request.content_type, request.body)
+        except ValueError as exc:
+            self.endpoint.respond_nowait(request, 400, reason=f"Bad DTMF body: {exc}"[:80])
+            return
+        self.endpoint.respond_nowait(request, 200)
+        call.media.receive_digit(digit)
 
     async def _answer_reinvite(self, call: Call, request: Request) -> None:
         try:

@@ -15,9 +15,11 @@ from trio_sip.media.dtmf import (
     EventReceiver,
     TelephoneEvent,
     digit_of_event,
+    digit_of_info,
     dtmf_tone,
     event_of_digit,
     event_payloads,
+    info_body,
 )
 
 
@@ -138,3 +140,46 @@ def test_goertzel_rejects_excessive_twist_and_silence() -> None:
     assert detector.feed(dtmf_tone("1", 4000, amplitude=40)) == []
     # At -40 dBm0 (peak 227) it is a digit.
     assert detector.feed([0] * 400 + dtmf_tone("1", 4000, amplitude=227)) == ["1"]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "digit"),
+    [
+        ("application/dtmf-relay", b"Signal=5\r\nDuration=160\r\n", "5"),
+        ("application/dtmf-relay", b"Duration=250\r\nsignal= #\r\n", "#"),
+        ("application/dtmf-relay", b"Signal=10\r\nDuration=100\r\n", "*"),
+        ("application/dtmf-relay", b"Signal=15\n", "D"),
+        ("application/dtmf-relay", b"Signal=a", "A"),
+        ("application/dtmf", b"7", "7"),
+        ("application/dtmf", b" b\r\n", "B"),
+    ],
+)
+def test_digit_of_a_sip_info_body(content_type: str, body: bytes, digit: str) -> None:
+    assert digit_of_info(content_type, body) == digit
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/dtmf-relay", b"Duration=160\r\n"),
+        ("application/dtmf-relay", b"Signal=X\r\n"),
+        ("application/dtmf-relay", b"Signal=16\r\n"),
+        ("application/dtmf-relay", b"Signal=\r\n"),
+        ("application/dtmf-relay", b"Signal=\xff\r\n"),
+        ("application/dtmf", b"123"),
+        ("application/dtmf", b""),
+        ("text/plain", b"5"),
+    ],
+)
+def test_a_sip_info_body_without_one_digit_is_refused(content_type: str, body: bytes) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 - several messages, one kind
+        digit_of_info(content_type, body)
+
+
+def test_a_sip_info_body_round_trips_every_digit() -> None:
+    for digit in "0123456789*#ABCD":
+        body = info_body(digit.lower(), duration=0.16)
+        assert body == f"Signal={digit}\r\nDuration=160\r\n".encode()
+        assert digit_of_info("application/dtmf-relay", body) == digit
+    with pytest.raises(ValueError, match="not a DTMF digit"):
+        info_body("E")

@@ -25,13 +25,16 @@ from ..errors import ParseError
 __all__ = [
     "DIGITS",
     "DTMF_FREQUENCIES",
+    "DTMF_INFO_TYPES",
     "DtmfDetector",
     "EventReceiver",
     "TelephoneEvent",
     "digit_of_event",
+    "digit_of_info",
     "dtmf_tone",
     "event_of_digit",
     "event_payloads",
+    "info_body",
 ]
 
 #: The 16 DTMF digits in RFC 4733 event code order (``0-9 * # A-D`` are 0-15).
@@ -62,6 +65,46 @@ def event_of_digit(digit: str) -> int:
 def digit_of_event(event: int) -> str | None:
     """The digit of an event code, or None for the other events (flash is 16)."""
     return DIGITS[event] if 0 <= event < len(DIGITS) else None
+
+
+#: The bodies that carry a digit in a SIP INFO, as PBXes and gateways send
+#: them: ``application/dtmf-relay`` (``Signal=5`` and ``Duration=160`` lines)
+#: and ``application/dtmf`` (the digit alone).
+DTMF_INFO_TYPES: Final = ("application/dtmf-relay", "application/dtmf")
+
+
+def digit_of_info(content_type: str, body: bytes) -> str:
+    """The digit of a SIP INFO whose body is one of :data:`DTMF_INFO_TYPES`.
+
+    ``content_type`` is the media type, lower case, without parameters.
+    The signal is a digit (``0-9 * # A-D``, any case) or its RFC 4733 event
+    code (``10`` for ``*`` ... ``15`` for ``D``), as some gateways write it.
+    Raises :class:`ValueError` for any other body.
+    """
+    text = body.decode("ascii", "strict")
+    if content_type == "application/dtmf-relay":
+        signal = None
+        for line in text.splitlines():
+            name, equals, value = line.partition("=")
+            if equals and name.strip().lower() == "signal":
+                signal = value.strip()
+                break
+        if signal is None:
+            raise ValueError("no Signal line in the application/dtmf-relay body")
+    elif content_type == "application/dtmf":
+        signal = text.strip()
+    else:
+        raise ValueError(f"{content_type!r} is not a DTMF body")
+    if len(signal) == 2 and signal.isdigit() and (digit := digit_of_event(int(signal))):
+        return digit
+    event_of_digit(signal)
+    return signal.upper()
+
+
+def info_body(digit: str, duration: float = 0.1) -> bytes:
+    """The ``application/dtmf-relay`` body of a SIP INFO for ``digit``, ``duration`` s long."""
+    event_of_digit(digit)
+    return f"Signal={digit.upper()}\r\nDuration={round(duration * 1000)}\r\n".encode("ascii")
 
 
 @dataclass(frozen=True, slots=True)

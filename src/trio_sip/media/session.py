@@ -587,8 +587,21 @@ class MediaSession:
         if not self._audio.put(packet):
             self._dropped += 1
 
+    def receive_digit(self, digit: str) -> None:
+        """Take a digit that came outside RTP (a SIP INFO), like one from an RFC 4733 event.
+
+        It goes to the :meth:`on_dtmf` callback or to :meth:`dtmf`; the
+        statistics (``dtmf_received``) count only the digits of the RTP
+        stream. Raises :class:`ValueError` for anything but ``0-9 * # A-D``.
+        """
+        event_of_digit(digit)
+        self._deliver_digit(digit.upper())
+
     def _digit(self, digit: str) -> None:
         self._dtmf_received += 1
+        self._deliver_digit(digit)
+
+    def _deliver_digit(self, digit: str) -> None:
         if self._digit_callback is not None:
             self._digit_callback(digit)
         elif not self._digits.put(digit):
