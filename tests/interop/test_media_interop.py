@@ -10,6 +10,10 @@ its length, and that 1 kHz dominates it (Goertzel).
 A late offer (``uac_late_offer.xml``): ``answer`` offers in its 200 and
 reads SIPp's answer from the ACK, then sends its RTP there.
 
+DTMF in SIP INFO (``uac_info_dtmf.xml``): ``answer`` prints the digits of
+SIPp's ``application/dtmf-relay`` and ``application/dtmf`` INFO requests and
+refuses one without a digit with 400.
+
 Found here (SIPp 3.6.1): play_pcap_audio rewrites the addresses and ports of
 the captured packets to its media port and the answer's ``c=``/``m=``, so the
 capture's own addresses do not matter; it sends them on a raw socket
@@ -212,3 +216,24 @@ async def test_late_offer_answered_in_the_ack_sends_rtp_there(
     assert int(stats["packets_sent"]) >= 50, stats
     assert int(stats["packets_received"]) >= 50, stats
     assert stats["packets_lost"] == "0"
+
+
+async def test_dtmf_in_sip_info_from_sipp_is_printed_by_answer(
+    sipp: str, anyio_backend_name: str
+) -> None:
+    # uac_info_dtmf.xml: Signal=5 (dtmf-relay) and # (application/dtmf),
+    # each 200; a Signal that is no digit, 400 (SIPp checks the statuses).
+    async with trio_sip(
+        "--backend", anyio_backend_name, "answer", "--listen", "udp:127.0.0.1:0"
+    ) as answer:  # fmt: skip
+        result = await run_sipp(
+            SCENARIOS / "uac_info_dtmf.xml",
+            Address("127.0.0.1", answer.port()),
+            calls=1,
+            global_timeout=10,
+            program=sipp,
+        )
+    assert result.ok, result.describe()
+    assert answer.returncode == 0, answer.err
+    digits = [line.split()[1] for line in answer.out.splitlines() if line.startswith("dtmf: ")]
+    assert digits == ["5", "#"], answer.out
