@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import aclosing
 from typing import Any
 
 import anyio
@@ -37,6 +38,8 @@ async def test_call_and_bye(proto: str) -> None:
             await uac.new_request("INFO", dialog, call_id="other@here")
         (theirs,) = uas.dialogs
         assert theirs.id == (dialog.call_id, dialog.remote_tag, dialog.local_tag)
+        # Early from the 180, confirmed by the 200 on the callee's side too.
+        assert theirs.state is DialogState.CONFIRMED
         with anyio.fail_after(BOUND):
             bye = await uac.request(dialog, "BYE")
             await uas.wait_dialog_ended(theirs)
@@ -56,6 +59,47 @@ async def test_options_answered_by_the_endpoint() -> None:
         assert response.headers.get("accept") == "application/sdp"
         assert response.headers.get("supported") == "timer"
         assert response.to.tag is not None
+
+
+async def test_a_refused_request_inside_a_dialog_leaves_it_be() -> None:
+    # 12.3: only a non-2xx final response to the INVITE ends an early dialog.
+    # An INFO refused inside it, early (after the 180) or confirmed (after
+    # the 200), leaves the dialog to both sides.
+    go_on = anyio.Event()
+
+    async def ring_then_answer(ep: Endpoint, request: Request) -> None:
+        if request.method == "INVITE":
+            await ep.respond(request, 180)
+            await go_on.wait()
+            await ep.respond(request, 200)
+        elif request.method == "INFO":
+            await ep.respond(request, 415)
+        else:
+            await ep.respond(request, 200)
+
+    async with (
+        running_endpoint() as uas,
+        running_endpoint() as uac,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(serve, uas, ring_then_answer)
+        with anyio.fail_after(BOUND):
+            call = await uac.new_request("INVITE", uri_of(uas))
+            async with aclosing(call.provisionals()) as provisionals:
+                async for provisional in provisionals:
+                    assert provisional.status == 180
+                    break
+            (early,) = call.dialogs
+            assert (await uac.request(early, "INFO")).status == 415
+            (theirs,) = uas.dialogs
+            assert theirs.state is early.state is DialogState.EARLY
+            go_on.set()
+            assert (await call.wait_final()).status == 200
+            assert (await uac.request(early, "INFO")).status == 415
+            assert theirs.state is early.state is DialogState.CONFIRMED
+            assert (await uac.request(early, "BYE")).status == 200
+            await uas.wait_dialog_ended(theirs)
+        tg.cancel_scope.cancel()
 
 
 async def test_a_request_outside_a_dialog_can_continue_a_call_id_and_cseq() -> None:

@@ -20,8 +20,12 @@ def address(ua: UserAgent) -> str:
     return ua.dispatcher.legs[0].sent_by()
 
 
-async def test_call_answered_dtmf_and_hangup() -> None:
+@pytest.mark.parametrize("info", [False, True], ids=["rtp", "sip-info"])
+async def test_call_answered_dtmf_and_hangup(info: bool) -> None:
+    # The digits go as RFC 4733 events, or in SIP INFO requests (one each,
+    # application/dtmf-relay); the callee gets them from call.dtmf() alike.
     got: list[str] = []
+    callee_calls: list[Call] = []
     all_digits = anyio.Event()
     async with (
         UserAgent("sip:alice@example.com", listen=LEG) as alice,
@@ -31,12 +35,13 @@ async def test_call_answered_dtmf_and_hangup() -> None:
 
         async def callee() -> None:
             async for call in bob.incoming_calls():
+                callee_calls.append(call)
                 await call.ring()
                 await call.answer()
                 with anyio.fail_after(10):
                     async for digit in call.dtmf():
                         got.append(digit)
-                        if len(got) == 3:
+                        if len(got) == 4:
                             all_digits.set()
                             break
                     await call.wait_ended()
@@ -47,13 +52,36 @@ async def test_call_answered_dtmf_and_hangup() -> None:
             async with alice.invite(f"sip:bob@{address(bob)}") as call:
                 statuses = [r.status async for r in call.events()]
                 answer = await call.wait_answered()
-                await call.send_dtmf("123")
+                await call.send_dtmf("12b#", info=info)
                 # Let the last event's end packets arrive before BYE.
                 await all_digits.wait()
+                if info:
+                    await refused_and_passed_infos(call)
         assert answer.status == 200
         assert 180 in statuses
         assert call.ended
-    assert got == ["1", "2", "3"]
+    assert got == ["1", "2", "B", "#"]
+    # The RTP statistics count the digits that went over RTP.
+    over_rtp = 0 if info else 4
+    assert call.media.statistics().dtmf_sent == over_rtp
+    assert callee_calls[0].media.statistics().dtmf_received == over_rtp
+
+
+async def refused_and_passed_infos(call: Call) -> None:
+    """INFO requests in ``call`` that carry no digit, and digits that are refused."""
+    # Anything but one digit in a DTMF body: 400, and no digit.
+    dtmf_relay = [("Content-Type", "application/dtmf-relay")]
+    for body in (b"Signal=X\r\n", b"Duration=100\r\n"):
+        with pytest.raises(CallFailed) as refused:
+            await call.request("INFO", headers=dtmf_relay, body=body)
+        assert refused.value.status == 400
+    # Another INFO body is none of the UA's business: 200.
+    other = await call.request("INFO", headers=[("Content-Type", "application/json")], body=b"{}")
+    assert other.status == 200
+    with pytest.raises(ValueError, match="not a DTMF digit"):
+        await call.send_dtmf("12x", info=True)
+    with pytest.raises(ValueError, match="not both"):
+        await call.send_dtmf("1", info=True, inband=True)
 
 
 @pytest.mark.parametrize("caught", ["inside", "outside"])

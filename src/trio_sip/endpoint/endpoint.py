@@ -1581,8 +1581,15 @@ class Endpoint:
             # request would read them again).
             request.drop_views()
             response.drop_views()
-        if status >= 300 and tx.dialog is not None and tx.dialog.state is DialogState.EARLY:
-            self._end_dialog(tx.dialog)  # 12.3: a non-2xx final ends the early dialog
+        if (
+            status >= 300
+            and request.method == "INVITE"
+            and tx.dialog is not None
+            and tx.dialog.state is DialogState.EARLY
+        ):
+            # 12.3: a non-2xx final to the INVITE ends its early dialog (one
+            # to another request inside it, an INFO or UPDATE, does not).
+            self._end_dialog(tx.dialog)
         return response
 
     def _contact_on(self, leg: Leg) -> tuple[NameAddr, str]:
@@ -1601,8 +1608,12 @@ class Endpoint:
     def _uas_dialog(self, tx: _ServerTx, response: Response, contact: NameAddr) -> None:
         request = tx.machine.request
         if tx.dialog is not None:
-            # A target refresh inside the dialog: our Contact may change.
+            # A target refresh inside the dialog (our Contact may change), or
+            # the 2xx after the 1xx that made the dialog early: confirmed now
+            # (12.1.1), as the UAC's side is by the same 2xx.
             tx.dialog.local_contact = contact
+            if response.status >= 200:
+                tx.dialog.state = DialogState.CONFIRMED
             return
         try:
             dialog = Dialog.from_uas(
