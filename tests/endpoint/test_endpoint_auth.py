@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import anyio
 import pytest
 
-from trio_sip.endpoint import Endpoint
+from trio_sip.endpoint import CredentialSource, Endpoint
 from trio_sip.message import Request
 from trio_sip.message.digest import Algorithm, Challenge, Credentials, authorize, verify
 
@@ -64,17 +67,27 @@ class Challenger:
         await ep.respond(request, self.status, headers=[(header, str(challenge))])
 
 
+@asynccontextmanager
+async def challenged(
+    challenger: Challenger, credentials: CredentialSource | None = None
+) -> AsyncIterator[tuple[Endpoint, Endpoint]]:
+    """A UAS that answers through ``challenger``, and a UAC with ``credentials``."""
+    async with (
+        running_endpoint() as uas,
+        running_endpoint(credentials=credentials) as uac,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(serve, uas, challenger)
+        yield uas, uac
+        tg.cancel_scope.cancel()
+
+
 @pytest.mark.parametrize("status", [401, 407])
 @pytest.mark.parametrize("algorithm", [Algorithm.MD5, Algorithm.SHA_256, Algorithm.SHA_512_256])
 @pytest.mark.parametrize("method", ["INVITE", "MESSAGE"])
 async def test_digest_retry(status: int, algorithm: Algorithm, method: str) -> None:
     challenger = Challenger(status, algorithm)
-    async with (
-        running_endpoint() as uas,
-        running_endpoint(credentials=("alice", "secret")) as uac,
-        anyio.create_task_group() as tg,
-    ):
-        tg.start_soon(serve, uas, challenger)
+    async with challenged(challenger, credentials=("alice", "secret")) as (uas, uac):
         with anyio.fail_after(BOUND):
             call = await uac.new_request(method, uri_of(uas))
             final = await call.wait_final()
@@ -90,69 +103,44 @@ async def test_digest_retry(status: int, algorithm: Algorithm, method: str) -> N
         assert call.request.cseq.seq == challenger.cseqs[1]
         header = HEADERS[status][1].lower()
         assert header in call.request.headers
-        tg.cancel_scope.cancel()
 
 
 async def test_nonce_count_grows_per_nonce() -> None:
     challenger = Challenger(401, Algorithm.SHA_256)
-    async with (
-        running_endpoint() as uas,
-        running_endpoint(credentials=("alice", "secret")) as uac,
-        anyio.create_task_group() as tg,
-    ):
-        tg.start_soon(serve, uas, challenger)
+    async with challenged(challenger, credentials=("alice", "secret")) as (uas, uac):
         with anyio.fail_after(BOUND):
             assert (await uac.request(uri_of(uas), "MESSAGE")).status == 200
             assert (await uac.request(uri_of(uas), "MESSAGE")).status == 200
         counts = [c.nc for c in challenger.seen if c is not None]
         assert counts == [1, 2]  # same nonce, next count
-        tg.cancel_scope.cancel()
 
 
 async def test_wrong_password_is_retried_once_then_reported() -> None:
     challenger = Challenger(401, Algorithm.MD5)
-    async with (
-        running_endpoint() as uas,
-        running_endpoint(credentials=("alice", "wrong")) as uac,
-        anyio.create_task_group() as tg,
-    ):
-        tg.start_soon(serve, uas, challenger)
+    async with challenged(challenger, credentials=("alice", "wrong")) as (uas, uac):
         with anyio.fail_after(BOUND):
             final = await uac.request(uri_of(uas), "MESSAGE")
         assert final.status == 401
         assert len(challenger.seen) == 2
-        tg.cancel_scope.cancel()
 
 
 async def test_stale_nonce_is_answered_again() -> None:
     challenger = Challenger(407, Algorithm.SHA_512_256)
     challenger.stale_once = True
-    async with (
-        running_endpoint() as uas,
-        running_endpoint(credentials=lambda realm: ("alice", "secret")) as uac,
-        anyio.create_task_group() as tg,
-    ):
-        tg.start_soon(serve, uas, challenger)
+    async with challenged(challenger, credentials=lambda realm: ("alice", "secret")) as (uas, uac):
         with anyio.fail_after(BOUND):
             final = await uac.request(uri_of(uas), "MESSAGE")
         assert final.status == 200
         nonces = [c.nonce if c is not None else None for c in challenger.seen]
         assert nonces == [None, "nonce-1", "nonce-2"]
-        tg.cancel_scope.cancel()
 
 
 async def test_no_credentials_returns_the_challenge() -> None:
     challenger = Challenger(401, Algorithm.MD5)
-    async with (
-        running_endpoint() as uas,
-        running_endpoint() as uac,
-        anyio.create_task_group() as tg,
-    ):
-        tg.start_soon(serve, uas, challenger)
+    async with challenged(challenger) as (uas, uac):
         with anyio.fail_after(BOUND):
             final = await uac.request(uri_of(uas), "MESSAGE")
         assert final.status == 401
-        tg.cancel_scope.cancel()
 
 
 @pytest.mark.parametrize("follow", [True, False])
@@ -185,12 +173,7 @@ async def test_redirect_followed_when_asked(follow: bool) -> None:
 @pytest.mark.parametrize("qop", [("auth-int",), ()], ids=["auth-int", "rfc2069"])
 async def test_digest_auth_int_and_no_qop(qop: tuple[str, ...]) -> None:
     challenger = Challenger(401, Algorithm.SHA_256, qop=qop)
-    async with (
-        running_endpoint() as uas,
-        running_endpoint(credentials=("alice", "secret")) as uac,
-        anyio.create_task_group() as tg,
-    ):
-        tg.start_soon(serve, uas, challenger)
+    async with challenged(challenger, credentials=("alice", "secret")) as (uas, uac):
         with anyio.fail_after(BOUND):
             final = await uac.request(
                 uri_of(uas), "MESSAGE", headers=[("Content-Type", "text/plain")], body=b"hello"
@@ -199,24 +182,17 @@ async def test_digest_auth_int_and_no_qop(qop: tuple[str, ...]) -> None:
         creds = challenger.seen[1]
         assert creds is not None
         assert creds.qop == (qop[0] if qop else None)
-        tg.cancel_scope.cancel()
 
 
 async def test_cancelled_invite_is_not_retried_with_credentials() -> None:
     challenger = Challenger(407, Algorithm.MD5)
-    async with (
-        running_endpoint() as uas,
-        running_endpoint(credentials=("alice", "secret")) as uac,
-        anyio.create_task_group() as tg,
-    ):
-        tg.start_soon(serve, uas, challenger)
+    async with challenged(challenger, credentials=("alice", "secret")) as (uas, uac):
         with anyio.fail_after(BOUND):
             call = await uac.new_request("INVITE", uri_of(uas))
             await call.cancel()  # before any provisional: only remembered (9.1)
             final = await call.wait_final()
         assert final.status == 407
         assert challenger.seen == [None]
-        tg.cancel_scope.cancel()
 
 
 # ----- answering before being asked (RFC 3261 section 22.2) ---------------------------
@@ -238,59 +214,36 @@ async def test_a_challenge_answered_is_answered_unasked_for_the_same_to() -> Non
     # 22.2: credentials are kept per To and realm and used again for the
     # next request there, with the nonce's next count (RFC 7616 3.4).
     challenger = Challenger(401, Algorithm.SHA_256)
-    async with (
-        running_endpoint() as uas,
-        running_endpoint(credentials=("alice", "secret")) as uac,
-        anyio.create_task_group() as tg,
-    ):
-        tg.start_soon(serve, uas, challenger)
+    async with challenged(challenger, credentials=("alice", "secret")) as (uas, uac):
         bob, carol = uri_of(uas), uri_of(uas, "carol")
         assert await _messages(uac, bob, bob, bob) == [200, 200, 200]
         assert _counts(challenger) == [None, 1, 2, 3]
         # Another To is challenged first.
         assert await _messages(uac, carol) == [200]
         assert _counts(challenger)[4:] == [None, 4]
-        tg.cancel_scope.cancel()
 
 
 async def test_a_challenge_without_qop_is_not_answered_unasked() -> None:
     # Without qop there is no nonce count: a second use would be a replay.
     challenger = Challenger(401, Algorithm.SHA_256, qop=())
-    async with (
-        running_endpoint() as uas,
-        running_endpoint(credentials=("alice", "secret")) as uac,
-        anyio.create_task_group() as tg,
-    ):
-        tg.start_soon(serve, uas, challenger)
+    async with challenged(challenger, credentials=("alice", "secret")) as (uas, uac):
         assert await _messages(uac, uri_of(uas), uri_of(uas)) == [200, 200]
         assert [c is not None for c in challenger.seen] == [False, True, False, True]
-        tg.cancel_scope.cancel()
 
 
 async def test_a_stale_nonce_sent_unasked_is_answered_again() -> None:
     challenger = Challenger(401, Algorithm.MD5)
-    async with (
-        running_endpoint() as uas,
-        running_endpoint(credentials=("alice", "secret")) as uac,
-        anyio.create_task_group() as tg,
-    ):
-        tg.start_soon(serve, uas, challenger)
+    async with challenged(challenger, credentials=("alice", "secret")) as (uas, uac):
         assert await _messages(uac, uri_of(uas)) == [200]
         challenger.stale_once = True
         assert await _messages(uac, uri_of(uas), uri_of(uas)) == [200, 200]
         nonces = [(c.nonce, c.nc) if c is not None else None for c in challenger.seen]
         assert nonces == [None, ("nonce-1", 1), ("nonce-1", 2), ("nonce-2", 1), ("nonce-2", 2)]
-        tg.cancel_scope.cancel()
 
 
 async def test_credentials_refused_are_not_sent_unasked_again() -> None:
     challenger = Challenger(401, Algorithm.SHA_256)
-    async with (
-        running_endpoint() as uas,
-        running_endpoint(credentials=("alice", "secret")) as uac,
-        anyio.create_task_group() as tg,
-    ):
-        tg.start_soon(serve, uas, challenger)
+    async with challenged(challenger, credentials=("alice", "secret")) as (uas, uac):
         assert await _messages(uac, uri_of(uas)) == [200]
         challenger.password = "changed"
         # Sent unasked, refused, answered once more, refused: the final 401.
@@ -298,17 +251,11 @@ async def test_credentials_refused_are_not_sent_unasked_again() -> None:
         challenger.password = "secret"
         assert await _messages(uac, uri_of(uas)) == [200]
         assert _counts(challenger) == [None, 1, 2, 3, None, 4]
-        tg.cancel_scope.cancel()
 
 
 async def test_credentials_the_caller_gives_are_sent_as_given() -> None:
     challenger = Challenger(401, Algorithm.SHA_256)
-    async with (
-        running_endpoint() as uas,
-        running_endpoint(credentials=("alice", "secret")) as uac,
-        anyio.create_task_group() as tg,
-    ):
-        tg.start_soon(serve, uas, challenger)
+    async with challenged(challenger, credentials=("alice", "secret")) as (uas, uac):
         assert await _messages(uac, uri_of(uas)) == [200]
         challenge = Challenge("test.example", "nonce-1", algorithm=Algorithm.SHA_256, qop=("auth",))
         own = authorize(
@@ -325,4 +272,3 @@ async def test_credentials_the_caller_gives_are_sent_as_given() -> None:
         # ... and is still kept for the next request.
         assert await _messages(uac, uri_of(uas)) == [200]
         assert _counts(challenger) == [None, 1, 9, 2]
-        tg.cancel_scope.cancel()

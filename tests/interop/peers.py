@@ -1086,15 +1086,12 @@ class NetSipProxy(_NetSipPeer):
 # Kamailio
 # --------------------------------------------------------------------------
 
-_KAMAILIO_CFG: Final = """\
+# What every configuration of the harness starts with: logs to stderr, only
+# the listen addresses below (no aliases, no DNS lookups of them), UDP and TCP.
+_KAMAILIO_HEAD: Final = """\
 #!KAMAILIO
-# Written by the trio-sip interop harness: a stateless forwarder, no modules,
-# no database. Every request goes to one next hop over the transport it came
-# in on; replies go back along their Via headers (core stateless reply
-# forwarding).
 debug={debug}
 log_stderror=yes
-# Only the listen addresses below: no aliases, no DNS lookups of them.
 auto_aliases=no
 dns=no
 rev_dns=no
@@ -1102,7 +1099,15 @@ listen=udp:{listen}
 listen=tcp:{listen}
 children={children}
 tcp_children={children}
+"""
 
+# Written by the trio-sip interop harness: a stateless forwarder, no modules,
+# no database. Every request goes to one next hop over the transport it came
+# in on; replies go back along their Via headers (core stateless reply
+# forwarding).
+_KAMAILIO_CFG: Final = (
+    _KAMAILIO_HEAD
+    + """
 request_route {{
     if (proto == TCP) {{
         forward_tcp("{next_host}", {next_port});
@@ -1112,6 +1117,7 @@ request_route {{
     exit;
 }}
 """
+)
 
 
 class KamailioProxy(_PeerContext):
@@ -1187,17 +1193,9 @@ class KamailioProxy(_PeerContext):
 # Memory only (db_mode 0); sl for the replies. Both listens are there because
 # the runner waits for UDP and TCP to be bound. With a password, the auth
 # check below comes first.
-_KAMAILIO_REGISTRAR: Final = """\
-#!KAMAILIO
-debug={debug}
-log_stderror=yes
-auto_aliases=no
-dns=no
-rev_dns=no
-listen=udp:{listen}
-listen=tcp:{listen}
-children={children}
-tcp_children={children}
+_KAMAILIO_REGISTRAR: Final = (
+    _KAMAILIO_HEAD
+    + """\
 loadmodule "sl.so"
 loadmodule "usrloc.so"
 loadmodule "registrar.so"
@@ -1214,6 +1212,7 @@ request_route {{
     sl_send_reply("405", "Method Not Allowed");
 }}
 """
+)
 
 # Digest credentials for the To's domain, any user name; challenged with
 # qop=auth (www_challenge flag 1).
