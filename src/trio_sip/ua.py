@@ -1004,9 +1004,10 @@ def _retry_delay(failures: int, retry_after: int | None = None) -> float:
 
 
 def _retry_after(response: Response | None) -> int | None:
-    # Retry-After = delta-seconds [ comment ] *( SEMI retry-param )
-    value = response.headers.get("retry-after") if response is not None else None
-    if value is None:
+    # A failure's Retry-After; one that cannot be read is as good as none.
+    if response is None:
         return None
-    seconds = value.split(";", 1)[0].split("(", 1)[0].strip(" \t")
-    return int(seconds) if seconds.isdigit() and seconds.isascii() and len(seconds) <= 10 else None
+    try:
+        return response.retry_after
+    except ParseError:
+        return None

@@ -132,6 +132,20 @@ def test_min_expires_of_a_423(value: str | None, seconds: int | type[ParseError]
         assert msg.min_expires == seconds
 
 
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("18000 (in a meeting);duration=3600", 18000), ("5", 5), (None, None), ("soon", ParseError)],
+)
+def test_retry_after_of_a_503(value: str | None, seconds: int | type[ParseError] | None) -> None:
+    headers = [("Retry-After", value)] if value is not None else []
+    msg = Response(503, headers=headers)
+    if seconds is ParseError:
+        with pytest.raises(ParseError, match="Retry-After"):
+            msg.retry_after  # noqa: B018
+    else:
+        assert msg.retry_after == seconds
+
+
 def test_lf_only_line_ends_are_accepted() -> None:
     msg = parse_message(
         b"SIP/2.0 200 OK\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\nContent-Length: 2\n\nhi"

@@ -363,6 +363,7 @@ VIEWS: list[tuple[str, Callable[[Message], object]]] = [
     ("content_length", lambda m: m.content_length),
     ("expires", lambda m: m.expires),
     ("min_expires", lambda m: m.min_expires),
+    ("retry_after", lambda m: m.retry_after),
     ("date", lambda m: m.date),
     ("content_type", lambda m: m.content_type),
     ("values", lambda m: [m.headers.values(name) for name, _ in m.headers]),

@@ -298,6 +298,12 @@ class Message(abc.ABC):
         return self._view("min_expires", _build_min_expires)
 
     @property
+    def retry_after(self) -> int | None:
+        """Retry-After in seconds (section 20.33; its comment and parameters
+        aside), or None when absent."""
+        return self._view("retry_after", _build_retry_after)
+
+    @property
     def date(self) -> datetime.datetime | None:
         """The Date header as an aware UTC datetime, or None when absent.
 
@@ -423,6 +429,17 @@ def _build_expires(msg: Message) -> int | None:
 
 def _build_min_expires(msg: Message) -> int | None:
     return msg._int_header("min-expires", "Min-Expires", 2**32 - 1)
+
+
+# Retry-After = delta-seconds [ comment ] *( SEMI retry-param )
+def _build_retry_after(msg: Message) -> int | None:
+    value = msg.headers.get("retry-after")
+    if value is None:
+        return None
+    seconds = value.split(";", 1)[0].split("(", 1)[0].strip(" \t")
+    if seconds.isdigit() and seconds.isascii() and len(seconds) <= 10:
+        return int(seconds)
+    raise ParseError(f"bad Retry-After value {value[:40]!r}")
 
 
 # SIP-date = rfc1123-date ; rfc1123-date = wkday "," SP date1 SP time SP "GMT"
