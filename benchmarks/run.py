@@ -79,6 +79,7 @@ from interop.peers import (  # noqa: E402
     PeerMissing,
     SippResult,
     SippServer,
+    _Child,
     _count,
     _PeerContext,
     _printed_ready,
@@ -110,7 +111,7 @@ CPU_WARMUP: Final = 35.0
 SMOKE_CPU_WARMUP: Final = 1.0
 #: A step is clean when it ends within this factor of its nominal time.
 SLACK: Final = 1.25
-SYSTEMS: Final = ("trio", "asyncio", "netsip", "kamailio", "direct")
+SYSTEMS: Final = ("trio", "asyncio", "netsip", "kamailio", "direct", "trio-2w", "asyncio-2w")
 LABELS: Final = {
     "trio": "trio-sip proxy (trio)",
     "asyncio": "trio-sip proxy (asyncio)",
@@ -123,6 +124,10 @@ UAS_LABELS: Final = {
     "trio": "trio-sip answer (trio)",
     "asyncio": "trio-sip answer (asyncio)",
     "netsip": "Net::SIP Simple->listen",
+    # Two processes behind one socket (answer --workers 2): on this machine's
+    # two cores, next to SIPp.
+    "trio-2w": "answer --workers 2 (trio)",
+    "asyncio-2w": "answer --workers 2 (asyncio)",
 }
 REGISTRAR_LABELS: Final = {
     "trio": "trio-sip registrar (trio)",
@@ -239,12 +244,21 @@ class TrioSipCommand(_PeerContext):
             self.command, "--listen", f"udp:{address}", *self.args,
         ]  # fmt: skip
         work = _WorkDir(None, f"{self.command}-{self.backend}")
-        await self._launch("trio-sip", argv, work, (address, ("udp",)))
+        # Bound is not enough with --workers: the distributor binds first and
+        # says "listening on" once its workers serve.
+        await self._launch("trio-sip", argv, work, (address, ("udp",)), _printed_listening)
         self._address = address
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self._finish(self.stop_signal)
+
+
+def _printed_listening(child: _Child) -> bool:
+    try:
+        return "listening on " in child.stdout_path.read_text()
+    except OSError:
+        return False
 
 
 @asynccontextmanager
@@ -367,6 +381,9 @@ def _server(
     """The system ``name`` of the UAS or registrar row, ready to be entered."""
     if row == "uas" and name in ("trio", "asyncio"):
         return lambda: TrioSipCommand("answer", name, profile=profile)
+    if row == "uas" and name in ("trio-2w", "asyncio-2w"):
+        backend = name.split("-")[0]
+        return lambda: TrioSipCommand("answer", backend, "--workers", "2", profile=profile)
     if row == "uas" and name == "netsip":
         # The harness's Net::SIP UAS: Simple->listen, no RTP sent.
         perl = _perl_with_netsip()
@@ -800,7 +817,8 @@ async def run(args: argparse.Namespace) -> int:
         cpu_rate = SMOKE_LADDER[0] if args.smoke else args.cpu_rate
         warmup = SMOKE_CPU_WARMUP if args.smoke else CPU_WARMUP
         window = 1.0 if args.smoke else args.cpu_seconds
-        for name in (s for s in systems if s in UAS_LABELS):
+        # One process each: the CPU time read is that of the one answering.
+        for name in (s for s in systems if s in ("trio", "asyncio", "netsip")):
             print(f"CPU per call, {UAS_LABELS[name]}:", file=sys.stderr, flush=True)
             tables.uas_cpu.append(await uas_cpu(name, cpu_rate, warmup, window, sipp))
     if sipp is not None and "memory" in only:

@@ -1,13 +1,18 @@
 """``trio-sip`` as a subprocess for tests: started, waited for, stopped with SIGINT.
 
-Shared by the tests that run the command against SIPp (tests/interop) and
-against itself (tests/media).
+Shared by the tests that run the command against SIPp (tests/interop), against
+itself (tests/media) and with plain sockets (tests/test_cli.py and others):
+:func:`trio_sip` for async tests, :class:`Command` for the others.
 """
 
 from __future__ import annotations
 
+import os
+import select
 import signal
+import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -79,3 +84,64 @@ async def trio_sip(*args: str, legs: int = 1) -> AsyncIterator[Running]:
                 await process.wait()
             await process.aclose()
             running.out, running.err = out.decode(), err.decode()
+
+
+class Command:
+    """``python -m trio_sip ARGS`` as a child process, bounded in time.
+
+    ``start()`` waits for the ``listening on`` lines and collects the bound
+    addresses; ``stop()`` sends a signal and returns (exit status, stdout,
+    stderr).
+    """
+
+    def __init__(self, *args: str) -> None:
+        self.args = [sys.executable, "-m", "trio_sip", *args]
+        self.process: subprocess.Popen[bytes] | None = None
+        self.listening: list[str] = []
+        self._out = b""
+
+    def start(self, legs: int = 1, deadline: float = 20.0) -> Command:
+        self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert self.process.stdout is not None
+        end = time.monotonic() + deadline
+        fd = self.process.stdout.fileno()
+        while len(self.listening) < legs:
+            left = end - time.monotonic()
+            ready, _, _ = select.select([fd], [], [], max(0.0, left))
+            if not ready:
+                self.stop()
+                raise AssertionError(f"{self.args} did not start in {deadline}s")
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                code, out, err = self.stop()
+                raise AssertionError(f"{self.args} exited {code}: {out} {err}")
+            self._out += chunk
+            self.listening = [
+                line.split()[-1]
+                for line in self._out.decode().splitlines()
+                if line.startswith("listening on ")
+            ]
+        return self
+
+    def port(self, proto: str = "udp") -> int:
+        spec = next(s for s in self.listening if s.startswith(proto + ":"))
+        return int(spec.rsplit(":", 1)[1])
+
+    def stop(self, signum: int = signal.SIGINT) -> tuple[int, str, str]:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+        try:
+            out, err = self.process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out, err = self.process.communicate(timeout=20)
+        return self.process.returncode, (self._out + out).decode(), err.decode()
+
+    def __enter__(self) -> Command:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate(timeout=20)

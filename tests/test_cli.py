@@ -2,8 +2,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import select
 import signal
 import socket
 import subprocess
@@ -14,6 +12,7 @@ import time
 import anyio
 import pytest
 
+from cli_process import Command
 from trio_sip.cli import Responder, _Lines, main
 from trio_sip.dispatcher import Dispatcher
 from trio_sip.ua import UserAgent
@@ -94,67 +93,6 @@ def test_options_reports_no_answer(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 # ----- the long-running commands, run as a subprocess -----------------------------------
-
-
-class Command:
-    """``python -m trio_sip ARGS`` as a child process, bounded in time.
-
-    ``start()`` waits for the ``listening on`` lines and collects the bound
-    addresses; ``stop()`` sends a signal and returns (exit status, stdout,
-    stderr).
-    """
-
-    def __init__(self, *args: str) -> None:
-        self.args = [sys.executable, "-m", "trio_sip", *args]
-        self.process: subprocess.Popen[bytes] | None = None
-        self.listening: list[str] = []
-        self._out = b""
-
-    def start(self, legs: int = 1, deadline: float = 20.0) -> Command:
-        self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        assert self.process.stdout is not None
-        end = time.monotonic() + deadline
-        fd = self.process.stdout.fileno()
-        while len(self.listening) < legs:
-            left = end - time.monotonic()
-            ready, _, _ = select.select([fd], [], [], max(0.0, left))
-            if not ready:
-                self.stop()
-                raise AssertionError(f"{self.args} did not start in {deadline}s")
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                code, out, err = self.stop()
-                raise AssertionError(f"{self.args} exited {code}: {out} {err}")
-            self._out += chunk
-            self.listening = [
-                line.split()[-1]
-                for line in self._out.decode().splitlines()
-                if line.startswith("listening on ")
-            ]
-        return self
-
-    def port(self, proto: str = "udp") -> int:
-        spec = next(s for s in self.listening if s.startswith(proto + ":"))
-        return int(spec.rsplit(":", 1)[1])
-
-    def stop(self, signum: int = signal.SIGINT) -> tuple[int, str, str]:
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signum)
-        try:
-            out, err = self.process.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            out, err = self.process.communicate(timeout=20)
-        return self.process.returncode, (self._out + out).decode(), err.decode()
-
-    def __enter__(self) -> Command:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.communicate(timeout=20)
 
 
 def register_request(port: int, user: str, contact_port: int, cseq: int = 1) -> bytes:

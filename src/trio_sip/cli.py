@@ -18,7 +18,9 @@ import dataclasses
 import gc
 import json
 import logging
+import os
 import signal
+import socket
 import sqlite3
 import sys
 import time
@@ -40,6 +42,7 @@ import anyio
 
 from . import __version__
 from .dispatcher import Dispatcher
+from .distributor import READY, run_distributor, worker_sockets
 from .errors import DeliveryError, ParseError, SIPError, TransportError
 from .media import DEFAULT_CODECS, MediaSession, MediaStatistics, PortRange
 from .media.handlers import echo, load_audio, play, record, silence
@@ -66,7 +69,14 @@ from .server import (
 from .server.redis import RedisURL
 from .server.store import open_store
 from .transport import Leg
-from .transport.leg import Address, format_address, parse_address, parse_leg_spec
+from .transport.leg import (
+    Address,
+    format_address,
+    map_os_error,
+    parse_address,
+    parse_leg_spec,
+)
+from .transport.shard import InboxUDPLeg
 from .ua import Call, CallFailed, UserAgent
 
 log = logging.getLogger("trio_sip.cli")
@@ -401,8 +411,9 @@ async def _serve(
     while the command shuts down (BYE, un-REGISTER), so that a signal then
     cannot interrupt that half-way.
     """
-    for leg in disp.legs:
-        print(f"listening on {leg.proto}:{format_address(leg.address)}", flush=True)
+    if getattr(args, "worker_fds", None) is None:  # a worker's distributor says it
+        for leg in disp.legs:
+            print(f"listening on {leg.proto}:{format_address(leg.address)}", flush=True)
     async for signum in args.signals:
         log.info("stopping on %s", signal.Signals(signum).name)
         break
@@ -571,7 +582,13 @@ async def _run_registrar(args: argparse.Namespace, store: BindingStore) -> int:
 
 def _user_agent(args: argparse.Namespace, aor: str, listen: Sequence[str]) -> UserAgent:
     users = dict(args.user) if args.user else None
-    legs = [_leg_spec(args, spec) for spec in listen]
+    legs: list[Any]
+    if getattr(args, "worker_fds", None) is not None:
+        # A worker of --workers: the distributor's socket and our inbox.
+        udp, args.inbox = worker_sockets(args.worker_fds)
+        legs = [InboxUDPLeg(udp, args.inbox, on_end=_distributor_gone)]
+    else:
+        legs = [_leg_spec(args, spec) for spec in listen]
     disp = _dispatcher(args, legs, outgoing_proxy=getattr(args, "proxy", None))
     return UserAgent(
         aor,
@@ -908,6 +925,8 @@ async def _answer(args: argparse.Namespace) -> int:
             lines = _Lines()
             tg.start_soon(lines.run)
             ua.set_call_handler(partial(_answer_at_once, args, counts=counts, lines=lines))
+        if args.worker_fds is not None:
+            args.inbox.send(READY)
         if args.registrar is not None:
             try:
                 await ua.register(f"sip:{args.registrar}", expires=args.expires)
@@ -925,6 +944,34 @@ async def _answer(args: argparse.Namespace) -> int:
         )
         tg.cancel_scope.cancel()
     return code
+
+
+def _distributor_gone() -> None:
+    # A worker whose distributor was killed (SIGKILL, a crash) stops as if
+    # told to, and prints its statistics.
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _distribute(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """``answer --workers N``: bind the one UDP socket and serve it with N workers."""
+    if len(args.listen) != 1 or parse_leg_spec(args.listen[0])[0] != "udp":
+        raise _UsageError("--workers takes one UDP --listen (udp:HOST:PORT)")
+    if args.registrar is not None:
+        # Its REGISTER's answer would go to the worker its Call-ID picks.
+        raise _UsageError("--workers does not combine with --registrar")
+    _, host, port = parse_leg_spec(args.listen[0])
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    with sock:
+        try:
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind((host, port))
+        except OSError as exc:
+            raise map_os_error(exc, f"cannot bind udp {host}:{port}") from exc
+        address = format_address(sock.getsockname()[:2])
+        worker_argv = [sys.executable, "-m", "trio_sip", *argv]
+        return run_distributor(sock, worker_argv, args.workers, listening=f"udp:{address}")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -1161,6 +1208,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="USER:PASS",
         help="credentials for the registrar's challenge",
     )
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="answer in N processes behind the one UDP --listen, each call in one (a core each)",
+    )
+    # Set by the distributor of --workers for the processes it starts.
+    p.add_argument("--worker-fds", help=argparse.SUPPRESS)
     p.set_defaults(run=_answer, is_async=True, serves=True)
     p = sub.add_parser("call", help="place one call; exit 0 when answered and hung up")
     p.add_argument("uri", type=_uri_arg, help="who to call, e.g. sip:bob@example.com")
@@ -1262,10 +1318,14 @@ def _tune_gc_for_serving() -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``trio-sip`` command."""
     parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
     args = parser.parse_args(argv)
     _configure_logging(args)
     try:
-        if args.is_async:
+        if getattr(args, "workers", 1) > 1 and args.worker_fds is None:
+            code = _distribute(args, argv)
+        elif args.is_async:
             if getattr(args, "serves", False):
                 _tune_gc_for_serving()
                 run = _with_signals

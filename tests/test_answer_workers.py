@@ -1,0 +1,173 @@
+"""``trio-sip answer --workers N``: one UDP socket, each call answered in one of
+N processes (chosen by its Call-ID), and the processes stopped together."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from cli_process import Command
+from trio_sip.transport.shard import shard_of
+
+BACKENDS = pytest.mark.parametrize("backend", ["trio", "asyncio"])
+SDP = (
+    "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    "m=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+)
+STATUS = re.compile(r"^SIP/2\.0 (\d{3})")
+
+
+def sip(method: str, call_id: str, cseq: int, port: int, local: int, to: str = "") -> bytes:
+    body = SDP if method == "INVITE" else ""
+    return (
+        f"{method} sip:answer@127.0.0.1:{port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:{local};branch=z9hG4bK-{call_id}-{cseq}-{method}\r\n"
+        f"From: <sip:test@127.0.0.1:{local}>;tag=t-{call_id}\r\n"
+        f"To: {to or f'<sip:answer@127.0.0.1:{port}>'}\r\n"
+        f"Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n"
+        f"Contact: <sip:test@127.0.0.1:{local}>\r\nMax-Forwards: 70\r\n"
+        + ("Content-Type: application/sdp\r\n" if body else "")
+        + f"Content-Length: {len(body)}\r\n\r\n{body}"
+    ).encode()
+
+
+def final(sock: socket.socket, method: str) -> str:
+    """The final response to ``method`` (provisional ones skipped)."""
+    while True:
+        text = sock.recv(65535).decode()
+        status = STATUS.match(text)
+        if status and int(status.group(1)) >= 200 and f" {method}\r\n" in text:
+            return text
+
+
+def one_call(sock: socket.socket, call_id: str, port: int) -> None:
+    """INVITE, 200, ACK, BYE, 200: all of a call's messages, each to the same worker."""
+    local = sock.getsockname()[1]
+    sock.sendto(sip("INVITE", call_id, 1, port, local), ("127.0.0.1", port))
+    ok = final(sock, "INVITE")
+    assert ok.startswith("SIP/2.0 200"), ok
+    to = next(line[4:] for line in ok.split("\r\n") if line.startswith("To: "))
+    sock.sendto(sip("ACK", call_id, 1, port, local, to), ("127.0.0.1", port))
+    sock.sendto(sip("BYE", call_id, 2, port, local, to), ("127.0.0.1", port))
+    bye = final(sock, "BYE")
+    # A BYE that reached another worker than its INVITE would get 481.
+    assert bye.startswith("SIP/2.0 200"), bye
+
+
+def call_ids(workers: int, per_worker: int) -> list[str]:
+    """Call-IDs that give each worker ``per_worker`` calls."""
+    chosen: dict[int, list[str]] = {w: [] for w in range(workers)}
+    n = 0
+    while any(len(ids) < per_worker for ids in chosen.values()):
+        call_id = f"w{n}@test"
+        ids = chosen[shard_of(b"\r\nCall-ID: " + call_id.encode() + b"\r\n", ("", 0), workers)]
+        if len(ids) < per_worker:
+            ids.append(call_id)
+        n += 1
+    return [call_id for ids in chosen.values() for call_id in ids]
+
+
+def children(pid: int) -> set[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return {int(p) for p in f.read().split()}
+
+
+def gone(pids: set[int], deadline: float = 20.0) -> bool:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        alive = set()
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    if f.read().split(") ", 1)[1].startswith("Z"):
+                        continue  # ended, not yet reaped
+                alive.add(pid)
+            except FileNotFoundError:
+                pass
+        if not alive:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@BACKENDS
+def test_calls_spread_over_the_workers_each_call_kept_in_one(backend: str) -> None:
+    ids = call_ids(workers=2, per_worker=3)
+    with (
+        Command(
+            "--backend", backend, "answer", "--listen", "udp:127.0.0.1:0", "--workers", "2"
+        ) as cmd,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock,
+    ):  # fmt: skip
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(10)
+        port = cmd.start().port()
+        for call_id in ids:
+            one_call(sock, call_id, port)
+        code, out, err = cmd.stop()
+    assert code == 0, err
+    # One listening line (the distributor's, once both workers serve).
+    assert out.count("listening on ") == 1, out
+    # Each worker answered its three and printed its own statistics.
+    assert (
+        re.findall(r"^calls: .*$", out, re.MULTILINE)
+        == ["calls: calls=3 answered=3 rejected=0 cancelled=0 failed=0"] * 2
+    ), out
+    for call_id in ids:
+        assert out.count(f"rtp: call_id={call_id} ") == 1, out
+    assert "distributor: workers=2 received=18 forwarded=18 dropped=0" in out, out
+
+
+def test_a_worker_that_dies_stops_the_whole() -> None:
+    with Command("answer", "--listen", "udp:127.0.0.1:0", "--workers", "2") as cmd:
+        cmd.start()
+        assert cmd.process is not None
+        workers = children(cmd.process.pid)
+        assert len(workers) == 2
+        os.kill(min(workers), signal.SIGKILL)
+        assert cmd.process.wait(timeout=20) == 1
+        code, _, err = cmd.stop()
+    assert code == 1
+    assert "a worker ended; stopping" in err
+    assert gone(workers)
+
+
+def test_workers_of_a_killed_distributor_stop_by_themselves() -> None:
+    with Command("answer", "--listen", "udp:127.0.0.1:0", "--workers", "3") as cmd:
+        cmd.start()
+        assert cmd.process is not None
+        workers = children(cmd.process.pid)
+        assert len(workers) == 3
+        cmd.process.kill()
+        code, out, _ = cmd.stop()
+        assert code == -signal.SIGKILL
+        # Each noticed its inbox close, stopped as on SIGTERM and said so.
+        assert gone(workers)
+    assert out.count("calls: calls=0") == 3, out
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["--listen", "tcp:127.0.0.1:0"], "--workers takes one UDP --listen"),
+        (["--listen", "udp:127.0.0.1:0", "--listen", "udp:[::1]:0"], "one UDP --listen"),
+        (["--listen", "udp:127.0.0.1:0", "--registrar", "127.0.0.1"], "--registrar"),
+    ],
+)
+def test_what_workers_do_not_serve_is_refused(args: list[str], complaint: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "trio_sip", "answer", "--workers", "2", *args],
+        capture_output=True,
+        timeout=20,
+    )
+    assert done.returncode == 2
+    err = done.stderr.decode()
+    assert len(err.splitlines()) == 1, err
+    assert complaint in err
