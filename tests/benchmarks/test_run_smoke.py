@@ -67,9 +67,14 @@ def test_smoke_run_measures_every_system(sipp: str) -> None:
 
 
 def test_smoke_uas_row(sipp: str) -> None:
-    table = _smoke("uas", "trio,asyncio,netsip", timeout=60)
-    assert _row(table, "trio-sip answer (trio)")[0] == SMOKE_RATE, table
-    assert _row(table, "trio-sip answer (asyncio)")[0] == SMOKE_RATE, table
+    table = _smoke("uas", "trio,asyncio,netsip,trio-2w,asyncio-2w", timeout=90)
+    for label in (
+        "trio-sip answer (trio)",
+        "trio-sip answer (asyncio)",
+        "answer --workers 2 (trio)",
+        "answer --workers 2 (asyncio)",
+    ):
+        assert _row(table, label)[0] == SMOKE_RATE, table
     netsip = _row(table, "Net::SIP Simple->listen")
     assert netsip[0] == (SMOKE_RATE if _have_netsip() else "n/a"), table
     if _have_netsip():
