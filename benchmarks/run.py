@@ -17,7 +17,9 @@ time. A system's figure is the highest clean rate; climbing stops after
 (ours: ``benchmarks/sut_proxy.py``), the one under test alone with SIPp.
 
 UAS rows: SIPp's ``uac`` calls ``trio-sip answer`` (trio and asyncio) and
-Net::SIP's ``Simple->listen`` directly, on the same ladder and rules.
+Net::SIP's ``Simple->listen`` directly, on the same ladder and rules; the
+systems ``trio-2w`` and ``asyncio-2w`` are ``answer --workers 2`` (two
+processes behind one socket).
 
 UAS CPU row: the CPU time each of those answering processes spends per call
 in a steady state, at one rate every one of them sustains (``--cpu-rate``).
