@@ -125,12 +125,18 @@ def test_calls_spread_over_the_workers_each_call_kept_in_one(backend: str) -> No
     assert "distributor: workers=2 received=18 forwarded=18 dropped=0" in out, out
 
 
+def started_workers(cmd: Command, count: int) -> set[int]:
+    """Start ``answer --workers`` and return the process ids of its workers."""
+    cmd.start()
+    assert cmd.process is not None
+    workers = children(cmd.process.pid)
+    assert len(workers) == count
+    return workers
+
+
 def test_a_worker_that_dies_stops_the_whole() -> None:
     with Command("answer", "--listen", "udp:127.0.0.1:0", "--workers", "2") as cmd:
-        cmd.start()
-        assert cmd.process is not None
-        workers = children(cmd.process.pid)
-        assert len(workers) == 2
+        workers = started_workers(cmd, 2)
         os.kill(min(workers), signal.SIGKILL)
         assert cmd.process.wait(timeout=20) == 1
         code, _, err = cmd.stop()
@@ -141,10 +147,8 @@ def test_a_worker_that_dies_stops_the_whole() -> None:
 
 def test_workers_of_a_killed_distributor_stop_by_themselves() -> None:
     with Command("answer", "--listen", "udp:127.0.0.1:0", "--workers", "3") as cmd:
-        cmd.start()
+        workers = started_workers(cmd, 3)
         assert cmd.process is not None
-        workers = children(cmd.process.pid)
-        assert len(workers) == 3
         cmd.process.kill()
         code, out, _ = cmd.stop()
         assert code == -signal.SIGKILL

@@ -25,7 +25,6 @@ from collections.abc import Callable
 from typing import Final
 
 from .leg import Address, PacketHandler
-from .readable import ReadLoop
 from .udp import DRAIN_BATCH, MAX_DATAGRAM, UDPLeg
 
 __all__ = ["InboxUDPLeg", "frame", "shard_of", "unframe"]
@@ -125,12 +124,7 @@ class InboxUDPLeg(UDPLeg):
                 handler(data, self, source)
             return self._raw is not None
 
-        reader = self._reader = ReadLoop(inbox.fileno(), drain)
-        try:
-            await reader.serve()
-        finally:
-            if self._reader is reader:
-                self._reader = None
+        await self._read(inbox.fileno(), drain)
         if ended and self.on_end is not None:
             self.on_end()
 

@@ -10,7 +10,7 @@ import anyio.lowlevel
 
 from ..errors import DeliveryFailure
 from .leg import Address, Leg, PacketHandler, TransportFailure, map_os_error
-from .readable import ReadLoop
+from .readable import Drain, ReadLoop
 
 __all__ = ["UDPLeg", "MAX_DATAGRAM"]
 
@@ -128,7 +128,11 @@ class UDPLeg(Leg):
                 handler(data, self, (addr[0], addr[1]))
             return self._raw is not None
 
-        reader = self._reader = ReadLoop(sock.fileno(), drain)
+        await self._read(sock.fileno(), drain)
+
+    async def _read(self, fd: int, drain: Drain) -> None:
+        # drain() on each readiness of fd, until it says stop or the leg closes.
+        reader = self._reader = ReadLoop(fd, drain)
         try:
             await reader.serve()
         finally:
