@@ -175,3 +175,21 @@ def test_what_workers_do_not_serve_is_refused(args: list[str], complaint: str) -
     err = done.stderr.decode()
     assert len(err.splitlines()) == 1, err
     assert complaint in err
+
+
+def test_a_port_in_use_is_said_in_one_line_before_any_worker_starts() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        argv = ["answer", "--workers", "2", "--listen", f"udp:127.0.0.1:{port}"]
+        done = subprocess.run(
+            [sys.executable, "-m", "trio_sip", *argv],
+            capture_output=True,
+            timeout=20,
+        )
+    assert done.returncode == 1
+    # Said as one process says it.
+    assert done.stderr.decode().splitlines() == [
+        f"trio-sip: transport error: cannot bind udp 127.0.0.1:{port}: Address already in use"
+    ]
+    assert done.stdout == b""

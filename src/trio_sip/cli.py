@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import sqlite3
 import sys
 import time
@@ -68,14 +67,8 @@ from .server import (
 )
 from .server.redis import RedisURL
 from .server.store import open_store
-from .transport import Leg
-from .transport.leg import (
-    Address,
-    format_address,
-    map_os_error,
-    parse_address,
-    parse_leg_spec,
-)
+from .transport import Leg, UDPLeg
+from .transport.leg import Address, format_address, parse_address, parse_leg_spec
 from .transport.shard import InboxUDPLeg
 from .ua import Call, CallFailed, UserAgent
 
@@ -960,18 +953,17 @@ def _distribute(args: argparse.Namespace, argv: Sequence[str]) -> int:
         # Its REGISTER's answer would go to the worker its Call-ID picks.
         raise _UsageError("--workers does not combine with --registrar")
     _, host, port = parse_leg_spec(args.listen[0])
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    with sock:
-        try:
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind((host, port))
-        except OSError as exc:
-            raise map_os_error(exc, f"cannot bind udp {host}:{port}") from exc
-        address = format_address(sock.getsockname()[:2])
+    # Bound as any UDP leg is (and sized for bursts); the distributor reads it.
+    leg = UDPLeg(host, port)
+    leg.bind_nowait()
+    try:
+        sock = leg.raw_socket
+        assert sock is not None  # bound
         worker_argv = [sys.executable, "-m", "trio_sip", *argv]
-        return run_distributor(sock, worker_argv, args.workers, listening=f"udp:{address}")
+        listening = f"udp:{format_address(leg.address)}"
+        return run_distributor(sock, worker_argv, args.workers, listening=listening)
+    finally:
+        leg.close()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from types import FrameType
 
 from .transport.shard import MAX_FRAME, frame, shard_of
-from .transport.udp import DRAIN_BATCH, MAX_DATAGRAM, RECEIVE_BUFFER
+from .transport.udp import DRAIN_BATCH, MAX_DATAGRAM
 
 __all__ = ["DistributorStatistics", "run_distributor"]
 
@@ -64,15 +64,13 @@ def run_distributor(
 ) -> int:
     """Serve ``sock`` with ``workers`` processes until SIGINT or SIGTERM; the exit status.
 
-    Worker ``i`` runs ``worker_argv`` followed by ``--worker-fds U,I``: the
-    descriptors of ``sock`` and of its inbox, which it inherits. Once every
-    worker serves, ``listening on <listening>`` is printed.
+    ``sock`` is a bound UDP socket, its receive buffer sized by the caller
+    (a :class:`~trio_sip.transport.UDPLeg`'s is). Worker ``i`` runs
+    ``worker_argv`` followed by ``--worker-fds U,I``: the descriptors of
+    ``sock`` and of its inbox, which it inherits. Once every worker serves,
+    ``listening on <listening>`` is printed.
     """
     sock.setblocking(False)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
-    except OSError:
-        pass  # the system's default then; the peers' retransmissions cover drops
     inboxes: list[socket.socket] = []
     procs: list[subprocess.Popen[bytes]] = []
     stats = DistributorStatistics()
