@@ -3,6 +3,7 @@ N processes (chosen by its Call-ID), and the processes stopped together."""
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import signal
@@ -14,6 +15,7 @@ import time
 import pytest
 
 from cli_process import Command
+from trio_sip.cli import ATOMIC_WRITE, write_lines
 from trio_sip.transport.shard import shard_of
 
 BACKENDS = pytest.mark.parametrize("backend", ["trio", "asyncio"])
@@ -193,3 +195,36 @@ def test_a_port_in_use_is_said_in_one_line_before_any_worker_starts() -> None:
         f"trio-sip: transport error: cannot bind udp 127.0.0.1:{port}: Address already in use"
     ]
     assert done.stdout == b""
+
+
+class _Recorder(io.RawIOBase):
+    """A binary stream that keeps each write apart."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.writes.append(bytes(data))
+        return len(data)
+
+
+def test_report_lines_go_out_in_whole_lines_of_at_most_one_atomic_write(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Workers share standard output: a write must never end inside a line,
+    # or another worker's line lands in it (seen with PYTHONUNBUFFERED).
+    raw = _Recorder()
+    monkeypatch.setattr(sys, "stdout", io.TextIOWrapper(raw, encoding="utf-8", write_through=True))
+    lines = [f"rtp: call_id={n} " + "x" * (n * 37 % 900) for n in range(40)]
+    long = "y" * (ATOMIC_WRITE + 100)
+    write_lines("\n".join(lines))
+    write_lines(long)
+    write_lines("calls: calls=3")
+    assert b"".join(raw.writes).decode() == "\n".join([*lines, long, "calls: calls=3"]) + "\n"
+    assert len(raw.writes) > 2  # the 40 lines needed several writes
+    for chunk in raw.writes:
+        assert chunk.endswith(b"\n")
+        assert len(chunk) <= ATOMIC_WRITE or chunk == (long + "\n").encode()

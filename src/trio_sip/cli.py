@@ -413,7 +413,7 @@ async def _serve(
     if lines is not None:
         lines.flush()
     for name, stats in [("dispatcher", disp.statistics()), *statistics()]:
-        print("\n".join(_summary(name, stats)), flush=True)
+        write_lines("\n".join(_summary(name, stats)))
     return 0
 
 
@@ -635,7 +635,7 @@ def _dtmf_line(digit: str, call: Call) -> str:
 async def _report_dtmf(call: Call) -> None:
     """Print each DTMF digit the peer sends as it comes."""
     async for digit in call.dtmf():
-        print(_dtmf_line(digit, call), flush=True)
+        write_lines(_dtmf_line(digit, call))
 
 
 async def _run_media(
@@ -668,7 +668,7 @@ async def _run_media(
     finally:
         # Also when the command is stopping (SIGINT) in the middle of the call.
         if sent_media or always_report:
-            print(_rtp_line(call, call.media.statistics()), flush=True)
+            write_lines(_rtp_line(call, call.media.statistics()))
 
 
 # How long a call that sent media waits for its last packets to come back.
@@ -729,6 +729,38 @@ async def _answer_one(args: argparse.Namespace, call: Call, counts: dict[str, in
         log.warning("call failed: %s", exc)
 
 
+#: The most one write to a pipe keeps whole against other writers (POSIX
+#: PIPE_BUF: 4096 on Linux, 512 at the least).
+ATOMIC_WRITE = 4096
+
+
+def write_lines(text: str) -> None:
+    """Write ``text`` and a newline to standard output, in whole lines.
+
+    Each write is whole lines of at most :data:`ATOMIC_WRITE` bytes (a longer
+    line alone), so that processes sharing standard output (the workers of
+    ``answer --workers``) never cut into each other's lines. ``print`` may
+    write a line and its newline separately (unbuffered output,
+    ``PYTHONUNBUFFERED``), and another process's line then lands between.
+    """
+    out = sys.stdout
+    binary = getattr(out, "buffer", None)
+    if binary is None:  # a text-only stream (a test's StringIO): one write
+        out.write(text + "\n")
+        out.flush()
+        return
+    out.flush()  # what print() left in the text layer goes first
+    data = (text + "\n").encode(out.encoding or "utf-8", "replace")
+    start = 0
+    while start < len(data):
+        end = data.rfind(b"\n", start, start + ATOMIC_WRITE) + 1
+        if end <= start:  # one line longer than that: alone, whole
+            end = data.index(b"\n", start) + 1
+        binary.write(data[start:end])
+        binary.flush()
+        start = end
+
+
 class _Lines:
     """Report lines for stdout, written out by one task at most ``delay`` seconds later.
 
@@ -750,7 +782,7 @@ class _Lines:
     def print(self, line: str) -> None:
         """Write ``line`` (and a newline) within ``delay``."""
         if not self._running:
-            print(line, flush=True)
+            write_lines(line)
             return
         self._lines.append(line)
         wakeup = self._wakeup
@@ -763,7 +795,7 @@ class _Lines:
         if self._lines:
             text = "\n".join(self._lines)
             self._lines.clear()
-            print(text, flush=True)
+            write_lines(text)
 
     async def run(self) -> NoReturn:
         """Write what :meth:`print` gathered, ``delay`` after its first line; forever."""
