@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from types import FrameType
 
-from .transport.shard import MAX_FRAME, frame, shard_of
+from .transport.shard import frame, shard_of
 from .transport.udp import DRAIN_BATCH, MAX_DATAGRAM
 
 __all__ = ["DistributorStatistics", "run_distributor"]
@@ -182,12 +182,9 @@ def _forward(
                 continue  # an ICMP error of an earlier send; the socket is fine
             stats.received += 1
             source = (source[0], source[1])
-            framed = frame(source, data)
-            if len(framed) > MAX_FRAME:
-                stats.dropped += 1
-                continue
             try:
-                sends[shard_of(data, source, shards)](framed)
+                # A datagram and its address line always fit MAX_FRAME.
+                sends[shard_of(data, source, shards)](frame(source, data))
             except BlockingIOError:
                 stats.dropped += 1
             except OSError:
