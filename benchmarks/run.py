@@ -17,9 +17,12 @@ time. A system's figure is the highest clean rate; climbing stops after
 (ours: ``benchmarks/sut_proxy.py``), the one under test alone with SIPp.
 
 UAS rows: SIPp's ``uac`` calls ``trio-sip answer`` (trio and asyncio) and
-Net::SIP's ``Simple->listen`` directly, on the same ladder and rules; the
-systems ``trio-2w`` and ``asyncio-2w`` are ``answer --workers 2`` (two
-processes behind one socket).
+Net::SIP's ``Simple->listen`` directly, on the same ladder and rules.
+
+The systems ``trio-2w`` and ``asyncio-2w`` are ``trio-sip proxy --workers
+2`` in the proxy row and ``trio-sip answer --workers 2`` in the UAS row: two
+processes behind one socket. What their distributor counted (received,
+forwarded, dropped) over the whole ladder is printed after it.
 
 UAS CPU row: the CPU time each of those answering processes spends per call
 in a steady state, at one rate every one of them sustains (``--cpu-rate``).
@@ -120,6 +123,9 @@ LABELS: Final = {
     "netsip": "Net::SIP stateless proxy",
     "kamailio": "Kamailio, 1 worker",
     "direct": "SIPp uac -> uas, no proxy",
+    # Two processes behind one socket (proxy --workers 2).
+    "trio-2w": "proxy --workers 2 (trio)",
+    "asyncio-2w": "proxy --workers 2 (asyncio)",
 }
 #: The systems of the UAS and registrar rows, and their labels in the table.
 UAS_LABELS: Final = {
@@ -288,6 +294,10 @@ def _system(
         return lambda hop: KamailioProxy(hop, children=1, program=kamailio)
     if name == "direct":
         return _no_proxy
+    if name in ("trio-2w", "asyncio-2w"):
+        # The command itself: SIPp's Request-URI names the next hop.
+        backend = name.split("-")[0]
+        return lambda hop: TrioSipCommand("proxy", backend, "--workers", "2", profile=profile)
     raise ValueError(f"unknown system {name!r}")
 
 
@@ -372,6 +382,7 @@ async def ladder(
                 if "us per packet" in line:
                     out.note = line.split("; ", 2)[-1]
                     print(f"  {system:<9} {out.note}", file=sys.stderr, flush=True)
+        _note_distributor(out, peer)
     except PeerError as exc:
         out.error = str(exc).splitlines()[0]
     return out
@@ -430,9 +441,25 @@ async def server_ladder(
                 )
 
             out.steps = await climb(system, rates, seconds, patience, step)
+        _note_distributor(out, server)
     except PeerError as exc:
         out.error = str(exc).splitlines()[0]
     return out
+
+
+def _note_distributor(out: LadderResult, peer: object) -> None:
+    """Keep (and print) the counts of a ``--workers`` command's distributor.
+
+    Its last line, printed once the workers have stopped: ``distributor:
+    workers=N received=... forwarded=... dropped=...`` (dropped: a worker's
+    inbox was full, so SIPp had to retransmit).
+    """
+    if not isinstance(peer, TrioSipCommand):
+        return
+    for line in peer.logs().splitlines():
+        if line.startswith("distributor: "):
+            out.note = line.removeprefix("distributor: ")
+            print(f"  {out.system:<9} {line}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -698,9 +725,8 @@ def _ladder_table(
     print(f"{title:<30}{unit:>9}" + "".join(f"{heading:>13}" for _, heading in bases))
     for r in results:
         ratios = "".join(f"{_ratio(r.best, by_name.get(base)):>13}" for base, _ in bases)
-        print(
-            f"{labels[r.system]:<30}{_shown(r):>9}{ratios}" + (f"  ({r.error})" if r.error else "")
-        )
+        said = r.error or r.note  # why there is no figure, or what the system counted
+        print(f"{labels[r.system]:<30}{_shown(r):>9}{ratios}" + (f"  ({said})" if said else ""))
 
 
 @dataclass

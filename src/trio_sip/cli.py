@@ -307,6 +307,55 @@ def _leg_spec(args: argparse.Namespace, spec: str) -> str | dict[str, Any]:
     }
 
 
+def _listen_legs(args: argparse.Namespace, listen: Sequence[str]) -> list[Any]:
+    """The legs of ``--listen``; a worker of ``--workers`` gets its inbox's leg instead."""
+    if getattr(args, "worker_fds", None) is None:
+        return [_leg_spec(args, spec) for spec in listen]
+    # The distributor's socket (we send on it) and our inbox (we read it).
+    udp, args.inbox = worker_sockets(args.worker_fds)
+    return [InboxUDPLeg(udp, args.inbox, on_end=_distributor_gone)]
+
+
+def _distributor_gone() -> None:
+    # A worker whose distributor was killed (SIGKILL, a crash) stops as if
+    # told to, and prints its statistics.
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _refused_with_workers(args: argparse.Namespace) -> str | None:
+    """Why these options cannot be served by ``--workers``; None when they can."""
+    if len(args.listen) != 1 or parse_leg_spec(args.listen[0])[0] != "udp":
+        # A connection cannot be split by call.
+        return "--workers takes one UDP --listen (udp:HOST:PORT)"
+    if args.run is _answer and args.registrar is not None:
+        # Its REGISTER's answer would go to the worker its Call-ID picks.
+        return "--workers does not combine with --registrar"
+    if args.run is _proxy and args.registrar and not (args.store or "").startswith("redis://"):
+        # Each worker would keep bindings of its own: an INVITE's worker would
+        # not know the REGISTER that another one took.
+        return "proxy --workers --registrar needs a shared --store redis://HOST[:PORT][/DB]"
+    return None
+
+
+def _distribute(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """``--workers N``: bind the one UDP socket and serve it with N workers."""
+    refused = _refused_with_workers(args)
+    if refused is not None:
+        raise _UsageError(refused)
+    _, host, port = parse_leg_spec(args.listen[0])
+    # Bound as any UDP leg is (and sized for bursts); the distributor reads it.
+    leg = UDPLeg(host, port)
+    leg.bind_nowait()
+    try:
+        sock = leg.raw_socket
+        assert sock is not None  # bound
+        worker_argv = [sys.executable, "-m", "trio_sip", *argv]
+        listening = f"udp:{format_address(leg.address)}"
+        return run_distributor(sock, worker_argv, args.workers, listening=listening)
+    finally:
+        leg.close()
+
+
 class _UsageError(Exception):
     """An argument that parses but cannot be used; reported like argparse's."""
 
@@ -404,9 +453,12 @@ async def _serve(
     while the command shuts down (BYE, un-REGISTER), so that a signal then
     cannot interrupt that half-way.
     """
-    if getattr(args, "worker_fds", None) is None:  # a worker's distributor says it
+    if getattr(args, "worker_fds", None) is None:
         for leg in disp.legs:
             print(f"listening on {leg.proto}:{format_address(leg.address)}", flush=True)
+    else:
+        # A worker of --workers: its distributor says it once all serve.
+        args.inbox.send(READY)
     async for signum in args.signals:
         log.info("stopping on %s", signal.Signals(signum).name)
         break
@@ -481,7 +533,7 @@ async def _proxy(args: argparse.Namespace) -> int:
 
 
 async def _run_proxy(args: argparse.Namespace, store: BindingStore | None) -> int:
-    legs = [_leg_spec(args, spec) for spec in args.listen]
+    legs = _listen_legs(args, args.listen)
     # A stateless proxy neither caches responses nor retransmits (RFC 3261
     # section 16.11): the endpoints' transactions do that, end to end.
     async with (
@@ -575,14 +627,9 @@ async def _run_registrar(args: argparse.Namespace, store: BindingStore) -> int:
 
 def _user_agent(args: argparse.Namespace, aor: str, listen: Sequence[str]) -> UserAgent:
     users = dict(args.user) if args.user else None
-    legs: list[Any]
-    if getattr(args, "worker_fds", None) is not None:
-        # A worker of --workers: the distributor's socket and our inbox.
-        udp, args.inbox = worker_sockets(args.worker_fds)
-        legs = [InboxUDPLeg(udp, args.inbox, on_end=_distributor_gone)]
-    else:
-        legs = [_leg_spec(args, spec) for spec in listen]
-    disp = _dispatcher(args, legs, outgoing_proxy=getattr(args, "proxy", None))
+    disp = _dispatcher(
+        args, _listen_legs(args, listen), outgoing_proxy=getattr(args, "proxy", None)
+    )
     return UserAgent(
         aor,
         credentials=users,
@@ -950,8 +997,6 @@ async def _answer(args: argparse.Namespace) -> int:
             lines = _Lines()
             tg.start_soon(lines.run)
             ua.set_call_handler(partial(_answer_at_once, args, counts=counts, lines=lines))
-        if args.worker_fds is not None:
-            args.inbox.send(READY)
         if args.registrar is not None:
             try:
                 await ua.register(f"sip:{args.registrar}", expires=args.expires)
@@ -969,33 +1014,6 @@ async def _answer(args: argparse.Namespace) -> int:
         )
         tg.cancel_scope.cancel()
     return code
-
-
-def _distributor_gone() -> None:
-    # A worker whose distributor was killed (SIGKILL, a crash) stops as if
-    # told to, and prints its statistics.
-    os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _distribute(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    """``answer --workers N``: bind the one UDP socket and serve it with N workers."""
-    if len(args.listen) != 1 or parse_leg_spec(args.listen[0])[0] != "udp":
-        raise _UsageError("--workers takes one UDP --listen (udp:HOST:PORT)")
-    if args.registrar is not None:
-        # Its REGISTER's answer would go to the worker its Call-ID picks.
-        raise _UsageError("--workers does not combine with --registrar")
-    _, host, port = parse_leg_spec(args.listen[0])
-    # Bound as any UDP leg is (and sized for bursts); the distributor reads it.
-    leg = UDPLeg(host, port)
-    leg.bind_nowait()
-    try:
-        sock = leg.raw_socket
-        assert sock is not None  # bound
-        worker_argv = [sys.executable, "-m", "trio_sip", *argv]
-        listening = f"udp:{format_address(leg.address)}"
-        return run_distributor(sock, worker_argv, args.workers, listening=listening)
-    finally:
-        leg.close()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -1131,6 +1149,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _workers_arguments(p: argparse.ArgumentParser, verb: str) -> None:
+    p.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help=f"{verb} in N processes behind the one UDP --listen, each call in one (a core each)",
+    )
+    # Set by the distributor of --workers for the processes it starts.
+    p.add_argument("--worker-fds", help=argparse.SUPPRESS)
+
+
 def _server_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--listen",
@@ -1213,6 +1243,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="send requests for DOMAIN to HOST ('*' for any other)",
     )
     p.add_argument("--record-route", action="store_true", help="stay in the path of dialogs")
+    _workers_arguments(p, "forward")
     p.set_defaults(run=_proxy, is_async=True, serves=True)
     p = sub.add_parser("answer", help="answer every call (a UAS for tests and load)")
     p.add_argument("--listen", action="append", required=True, type=_listen_arg, metavar="SPEC")
@@ -1232,15 +1263,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="USER:PASS",
         help="credentials for the registrar's challenge",
     )
-    p.add_argument(
-        "--workers",
-        type=_positive_int,
-        default=1,
-        metavar="N",
-        help="answer in N processes behind the one UDP --listen, each call in one (a core each)",
-    )
-    # Set by the distributor of --workers for the processes it starts.
-    p.add_argument("--worker-fds", help=argparse.SUPPRESS)
+    _workers_arguments(p, "answer")
     p.set_defaults(run=_answer, is_async=True, serves=True)
     p = sub.add_parser("call", help="place one call; exit 0 when answered and hung up")
     p.add_argument("uri", type=_uri_arg, help="who to call, e.g. sip:bob@example.com")

@@ -48,12 +48,23 @@ def _smoke(rows: str, systems: str, timeout: float = 180) -> str:
     return done.stdout
 
 
+def _assert_distributed(row: list[str], table: str) -> None:
+    """A ``--workers`` row ends with its distributor's counts: all forwarded."""
+    counts = dict(part.strip("()").split("=") for part in row if "=" in part)
+    assert counts["workers"] == "2", table
+    assert int(counts["received"]) == int(counts["forwarded"]) > 0, table
+    assert counts["dropped"] == "0", table
+
+
 def test_smoke_run_measures_every_system(sipp: str) -> None:
     have_netsip = _have_netsip()
     have_kamailio = shutil.which("kamailio") is not None
-    table = _smoke("proxy,parser", "trio,asyncio,netsip,kamailio")
+    table = _smoke("proxy,parser", "trio,asyncio,netsip,kamailio,trio-2w")
     assert _row(table, "trio-sip proxy (trio)")[0] == SMOKE_RATE, table
     assert _row(table, "trio-sip proxy (asyncio)")[0] == SMOKE_RATE, table
+    workers = _row(table, "proxy --workers 2 (trio)")
+    assert workers[0] == SMOKE_RATE, table
+    _assert_distributed(workers, table)
     for label, present in (
         ("Net::SIP stateless proxy", have_netsip),
         ("Kamailio, 1 worker", have_kamailio),
@@ -75,6 +86,8 @@ def test_smoke_uas_row(sipp: str) -> None:
         "answer --workers 2 (asyncio)",
     ):
         assert _row(table, label)[0] == SMOKE_RATE, table
+    for label in ("answer --workers 2 (trio)", "answer --workers 2 (asyncio)"):
+        _assert_distributed(_row(table, label), table)
     netsip = _row(table, "Net::SIP Simple->listen")
     assert netsip[0] == (SMOKE_RATE if _have_netsip() else "n/a"), table
     if _have_netsip():

@@ -7,7 +7,9 @@
   the proxies' pooled connections without restarting them; with an
   append-only file the bindings come back by themselves;
 - stateless means any instance carries any request: an INVITE through A
-  and its BYE through B.
+  and its BYE through B;
+- ``proxy --workers 2`` is two such proxies behind one address: a worker
+  that did not take the REGISTER finds its binding in Redis.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from ._redis import RedisServer
 pytestmark = [pytest.mark.anyio, pytest.mark.interop]
 
 SCENARIOS = Path(__file__).parent / "scenarios"
+INTEROP_SCENARIOS = Path(__file__).parents[1] / "interop" / "scenarios"
 
 
 def proxy(backend: str, redis: RedisServer) -> contextlib.AbstractAsyncContextManager[Running]:
@@ -160,3 +163,42 @@ async def test_invite_through_one_proxy_and_bye_through_another(
     assert counter(a.out, "requests_forwarded") == 2 + 2 * calls
     assert counter(b.out, "requests_forwarded") == calls
     assert counter(b.out, "responses_forwarded") == calls
+
+
+async def test_workers_behind_one_address_share_their_bindings(
+    sipp: str, redis_server: RedisServer, anyio_backend_name: str
+) -> None:
+    calls = 20
+    async with (
+        SippServer("uas", program=sipp) as uas,
+        trio_sip(
+            "--backend", anyio_backend_name, "proxy", "--registrar", "--store", redis_server.url,
+            "--user", "bob:pw", "--algorithm", "MD5",
+            "--listen", "udp:127.0.0.1:0", "--workers", "2",
+        ) as workers,
+    ):  # fmt: skip
+        # Challenged, then answered: the retry keeps its Call-ID, so the
+        # worker that made the nonce checks it.
+        registered = await run_sipp(
+            INTEROP_SCENARIOS / "register_auth.xml",
+            address(workers),
+            global_timeout=10,
+            extra_args=[
+                "-s", "bob", "-au", "bob", "-ap", "pw", "-key", "contact", str(uas.address),
+            ],
+            program=sipp,
+        )  # fmt: skip
+        assert registered.ok, registered.describe()
+        # SIPp's Call-IDs count up: twenty calls land on both workers.
+        assert await call(sipp, workers, calls=calls) == calls
+    assert workers.returncode == 0, workers.err
+    # One worker took the REGISTER and its retry (their Call-ID picked it)...
+    registers = re.findall(r"^registrar: registers=(\d+) accepted=(\d+)", workers.out, re.M)
+    assert sorted(registers) == [("0", "0"), ("1", "1")], workers.out
+    digests = re.findall(r"^authorize: challenged=(\d+) accepted=(\d+)", workers.out, re.M)
+    assert sorted(digests) == [("0", "0"), ("1", "1")], workers.out
+    # ...and both routed calls to the binding, INVITE, ACK and BYE each.
+    forwarded = [int(n) for n in re.findall(r"requests_forwarded=(\d+)", workers.out)]
+    assert len(forwarded) == 2, workers.out
+    assert min(forwarded) > 0, forwarded
+    assert sum(forwarded) >= 3 * calls + 1  # and the REGISTER, routed to the registrar

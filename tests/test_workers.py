@@ -1,5 +1,6 @@
-"""``trio-sip answer --workers N``: one UDP socket, each call answered in one of
-N processes (chosen by its Call-ID), and the processes stopped together."""
+"""``trio-sip answer --workers N`` and ``trio-sip proxy --workers N``: one UDP
+socket, each call handled in one of N processes (chosen by its Call-ID), and
+the processes stopped together."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ STATUS = re.compile(r"^SIP/2\.0 (\d{3})")
 
 
 def sip(method: str, call_id: str, cseq: int, port: int, local: int, to: str = "") -> bytes:
+    """A request of the call ``call_id`` for ``sip:answer@127.0.0.1:port``."""
     body = SDP if method == "INVITE" else ""
     return (
         f"{method} sip:answer@127.0.0.1:{port} SIP/2.0\r\n"
@@ -49,15 +51,20 @@ def final(sock: socket.socket, method: str) -> str:
             return text
 
 
-def one_call(sock: socket.socket, call_id: str, port: int) -> None:
-    """INVITE, 200, ACK, BYE, 200: all of a call's messages, each to the same worker."""
+def one_call(sock: socket.socket, call_id: str, port: int, via: int | None = None) -> None:
+    """INVITE, 200, ACK, BYE, 200: all of a call's messages, each to the same worker.
+
+    The requests are for the answerer on ``port``; they are sent to the
+    proxy on ``via`` when given, else straight to ``port``.
+    """
     local = sock.getsockname()[1]
-    sock.sendto(sip("INVITE", call_id, 1, port, local), ("127.0.0.1", port))
+    to_addr = ("127.0.0.1", via or port)
+    sock.sendto(sip("INVITE", call_id, 1, port, local), to_addr)
     ok = final(sock, "INVITE")
     assert ok.startswith("SIP/2.0 200"), ok
     to = next(line[4:] for line in ok.split("\r\n") if line.startswith("To: "))
-    sock.sendto(sip("ACK", call_id, 1, port, local, to), ("127.0.0.1", port))
-    sock.sendto(sip("BYE", call_id, 2, port, local, to), ("127.0.0.1", port))
+    sock.sendto(sip("ACK", call_id, 1, port, local, to), to_addr)
+    sock.sendto(sip("BYE", call_id, 2, port, local, to), to_addr)
     bye = final(sock, "BYE")
     # A BYE that reached another worker than its INVITE would get 481.
     assert bye.startswith("SIP/2.0 200"), bye
@@ -127,6 +134,36 @@ def test_calls_spread_over_the_workers_each_call_kept_in_one(backend: str) -> No
     assert "distributor: workers=2 received=18 forwarded=18 dropped=0" in out, out
 
 
+@BACKENDS
+def test_a_proxy_of_workers_forwards_each_call_in_one(backend: str) -> None:
+    ids = call_ids(workers=2, per_worker=3)
+    with (
+        Command("answer", "--listen", "udp:127.0.0.1:0") as callee,
+        Command(
+            "--backend", backend, "proxy", "--listen", "udp:127.0.0.1:0", "--workers", "2"
+        ) as proxy,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock,
+    ):  # fmt: skip
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(10)
+        port, via = callee.start().port(), proxy.start().port()
+        for call_id in ids:
+            one_call(sock, call_id, port, via=via)
+        code, out, err = proxy.stop()
+        callee_code, callee_out, callee_err = callee.stop()
+    assert code == 0, err
+    assert callee_code == 0, callee_err
+    assert "calls: calls=6 answered=6" in callee_out, callee_out
+    assert out.count("listening on ") == 1, out
+    # Each worker forwarded its three calls: INVITE, ACK, BYE, and the two 200s.
+    assert (
+        re.findall(r"^proxy: .*$", out, re.MULTILINE)
+        == ["proxy: requests_forwarded=9 responses_forwarded=6 answered=0 dropped=0"] * 2
+    ), out
+    # The answers came back to the shared socket, each to its call's worker.
+    assert "distributor: workers=2 received=30 forwarded=30 dropped=0" in out, out
+
+
 def started_workers(cmd: Command, count: int) -> set[int]:
     """Start ``answer --workers`` and return the process ids of its workers."""
     cmd.start()
@@ -162,14 +199,21 @@ def test_workers_of_a_killed_distributor_stop_by_themselves() -> None:
 @pytest.mark.parametrize(
     ("args", "complaint"),
     [
-        (["--listen", "tcp:127.0.0.1:0"], "--workers takes one UDP --listen"),
-        (["--listen", "udp:127.0.0.1:0", "--listen", "udp:[::1]:0"], "one UDP --listen"),
-        (["--listen", "udp:127.0.0.1:0", "--registrar", "127.0.0.1"], "--registrar"),
+        (["answer", "--listen", "tcp:127.0.0.1:0"], "--workers takes one UDP --listen"),
+        (["answer", "--listen", "udp:127.0.0.1:0", "--listen", "udp:[::1]:0"], "one UDP --listen"),
+        (["answer", "--listen", "udp:127.0.0.1:0", "--registrar", "127.0.0.1"], "--registrar"),
+        (["proxy", "--listen", "tls:127.0.0.1:0"], "--workers takes one UDP --listen"),
+        # Bindings of its own in each worker: an INVITE's would not know the REGISTER's.
+        (["proxy", "--listen", "udp:127.0.0.1:0", "--registrar"], "needs a shared --store redis"),
+        (
+            ["proxy", "--listen", "udp:127.0.0.1:0", "--registrar", "--store", "sqlite:x.db"],
+            "needs a shared --store redis",
+        ),
     ],
 )
 def test_what_workers_do_not_serve_is_refused(args: list[str], complaint: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "trio_sip", "answer", "--workers", "2", *args],
+        [sys.executable, "-m", "trio_sip", *args, "--workers", "2"],
         capture_output=True,
         timeout=20,
     )
