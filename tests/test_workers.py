@@ -134,6 +134,66 @@ def test_calls_spread_over_the_workers_each_call_kept_in_one(backend: str) -> No
     assert "distributor: workers=2 received=18 forwarded=18 dropped=0" in out, out
 
 
+def answer_bye(sock: socket.socket) -> str:
+    """Wait for a BYE on ``sock``, answer it 200, and return its Call-ID."""
+    while True:
+        data, source = sock.recvfrom(65535)
+        text = data.decode()
+        if text.startswith("BYE "):
+            break
+    head = text.split("\r\n\r\n", 1)[0].split("\r\n")
+    copied = [line for line in head[1:] if line.split(":", 1)[0].lower() in COPIED]
+    ok = "\r\n".join(["SIP/2.0 200 OK", *copied, "Content-Length: 0", "", ""])
+    sock.sendto(ok.encode(), source)  # its Via's sent-by: the shared address
+    return next(line.split(":", 1)[1].strip() for line in copied if line.startswith("Call-ID"))
+
+
+COPIED = {"via", "from", "to", "call-id", "cseq"}
+
+
+@BACKENDS
+def test_workers_register_once_keep_calls_to_the_end_and_unregister(backend: str) -> None:
+    # Worker 0 registers the shared address before it is ready, with a
+    # Call-ID that brings the answer back to it; calls to the AOR reach both
+    # workers; when stopped, a worker hangs up the call it still has and
+    # worker 0 unregisters, both answered through the distributor.
+    ids = call_ids(workers=2, per_worker=2)
+    held = ids.pop()
+    with (
+        Command("proxy", "--registrar", "--listen", "udp:127.0.0.1:0") as proxy,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock,
+    ):
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(10)
+        at = proxy.start().port()
+        with Command(
+            "--backend", backend, "answer", "--listen", "udp:127.0.0.1:0", "--workers", "2",
+            "--aor", "sip:answer@127.0.0.1", "--registrar", f"127.0.0.1:{at}",
+        ) as answer:  # fmt: skip
+            answer.start()
+            for call_id in ids:
+                one_call(sock, call_id, at)  # to the AOR, through the proxy
+            local = sock.getsockname()[1]
+            sock.sendto(sip("INVITE", held, 1, at, local), ("127.0.0.1", at))
+            ok = final(sock, "INVITE")
+            assert ok.startswith("SIP/2.0 200"), ok
+            to = next(line[4:] for line in ok.split("\r\n") if line.startswith("To: "))
+            sock.sendto(sip("ACK", held, 1, at, local, to), ("127.0.0.1", at))
+            assert answer.process is not None
+            answer.process.send_signal(signal.SIGINT)
+            assert answer_bye(sock) == held
+            code, out, err = answer.stop()
+        proxy_code, proxy_out, proxy_err = proxy.stop()
+    assert code == 0, err
+    assert proxy_code == 0, proxy_err
+    # The REGISTER and the removal, each answered at once.
+    assert "registrar: registers=2 accepted=2" in proxy_out, proxy_out
+    calls = sorted(re.findall(r"^calls: calls=(\d+) answered=(\d+)", out, re.MULTILINE))
+    assert calls == [("1", "1"), ("2", "2")] or calls == [("2", "2"), ("2", "2")], out
+    assert out.count("rtp: call_id=") == len(ids) + 1, out
+    assert out.count("listening on ") == 1, out
+
+
 @BACKENDS
 def test_a_proxy_of_workers_forwards_each_call_in_one(backend: str) -> None:
     ids = call_ids(workers=2, per_worker=3)
@@ -201,7 +261,6 @@ def test_workers_of_a_killed_distributor_stop_by_themselves() -> None:
     [
         (["answer", "--listen", "tcp:127.0.0.1:0"], "--workers takes one UDP --listen"),
         (["answer", "--listen", "udp:127.0.0.1:0", "--listen", "udp:[::1]:0"], "one UDP --listen"),
-        (["answer", "--listen", "udp:127.0.0.1:0", "--registrar", "127.0.0.1"], "--registrar"),
         (["proxy", "--listen", "tls:127.0.0.1:0"], "--workers takes one UDP --listen"),
         # Bindings of its own in each worker: an INVITE's would not know the REGISTER's.
         (["proxy", "--listen", "udp:127.0.0.1:0", "--registrar"], "needs a shared --store redis"),

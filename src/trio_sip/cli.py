@@ -41,7 +41,7 @@ import anyio
 
 from . import __version__
 from .dispatcher import Dispatcher
-from .distributor import READY, run_distributor, worker_sockets
+from .distributor import READY, WorkerPlace, run_distributor
 from .errors import DeliveryError, ParseError, SIPError, TransportError
 from .media import DEFAULT_CODECS, MediaSession, MediaStatistics, PortRange
 from .media.handlers import echo, load_audio, play, record, silence
@@ -69,7 +69,7 @@ from .server.redis import RedisURL
 from .server.store import open_store
 from .transport import Leg, UDPLeg
 from .transport.leg import Address, format_address, parse_address, parse_leg_spec
-from .transport.shard import InboxUDPLeg
+from .transport.shard import InboxUDPLeg, call_id_of_shard
 from .ua import Call, CallFailed, UserAgent
 
 log = logging.getLogger("trio_sip.cli")
@@ -309,10 +309,10 @@ def _leg_spec(args: argparse.Namespace, spec: str) -> str | dict[str, Any]:
 
 def _listen_legs(args: argparse.Namespace, listen: Sequence[str]) -> list[Any]:
     """The legs of ``--listen``; a worker of ``--workers`` gets its inbox's leg instead."""
-    if getattr(args, "worker_fds", None) is None:
+    if getattr(args, "worker", None) is None:
         return [_leg_spec(args, spec) for spec in listen]
     # The distributor's socket (we send on it) and our inbox (we read it).
-    udp, args.inbox = worker_sockets(args.worker_fds)
+    udp, args.inbox = args.worker.sockets()
     return [InboxUDPLeg(udp, args.inbox, on_end=_distributor_gone)]
 
 
@@ -327,9 +327,6 @@ def _refused_with_workers(args: argparse.Namespace) -> str | None:
     if len(args.listen) != 1 or parse_leg_spec(args.listen[0])[0] != "udp":
         # A connection cannot be split by call.
         return "--workers takes one UDP --listen (udp:HOST:PORT)"
-    if args.run is _answer and args.registrar is not None:
-        # Its REGISTER's answer would go to the worker its Call-ID picks.
-        return "--workers does not combine with --registrar"
     if args.run is _proxy and args.registrar and not (args.store or "").startswith("redis://"):
         # Each worker would keep bindings of its own: an INVITE's worker would
         # not know the REGISTER that another one took.
@@ -453,7 +450,7 @@ async def _serve(
     while the command shuts down (BYE, un-REGISTER), so that a signal then
     cannot interrupt that half-way.
     """
-    if getattr(args, "worker_fds", None) is None:
+    if getattr(args, "worker", None) is None:
         for leg in disp.legs:
             print(f"listening on {leg.proto}:{format_address(leg.address)}", flush=True)
     else:
@@ -630,6 +627,7 @@ def _user_agent(args: argparse.Namespace, aor: str, listen: Sequence[str]) -> Us
     disp = _dispatcher(
         args, _listen_legs(args, listen), outgoing_proxy=getattr(args, "proxy", None)
     )
+    worker: WorkerPlace | None = getattr(args, "worker", None)
     return UserAgent(
         aor,
         credentials=users,
@@ -637,6 +635,13 @@ def _user_agent(args: argparse.Namespace, aor: str, listen: Sequence[str]) -> Us
         inband_dtmf=getattr(args, "inband_dtmf", False),
         rtp_ports=getattr(args, "rtp_ports", None),
         codecs=getattr(args, "codec", None) or DEFAULT_CODECS,
+        # A worker's own requests must be answered to itself, not to the
+        # worker another Call-ID would pick.
+        call_ids=(
+            new_call_id
+            if worker is None
+            else partial(call_id_of_shard, worker.shard, worker.shards)
+        ),
     )
 
 
@@ -997,7 +1002,8 @@ async def _answer(args: argparse.Namespace) -> int:
             lines = _Lines()
             tg.start_soon(lines.run)
             ua.set_call_handler(partial(_answer_at_once, args, counts=counts, lines=lines))
-        if args.registrar is not None:
+        # Of several workers behind one address, the first registers it.
+        if args.registrar is not None and (args.worker is None or args.worker.shard == 0):
             try:
                 await ua.register(f"sip:{args.registrar}", expires=args.expires)
             except CallFailed as exc:
@@ -1158,7 +1164,7 @@ def _workers_arguments(p: argparse.ArgumentParser, verb: str) -> None:
         help=f"{verb} in N processes behind the one UDP --listen, each call in one (a core each)",
     )
     # Set by the distributor of --workers for the processes it starts.
-    p.add_argument("--worker-fds", help=argparse.SUPPRESS)
+    p.add_argument("--worker", type=WorkerPlace.parse, help=argparse.SUPPRESS)
 
 
 def _server_arguments(p: argparse.ArgumentParser) -> None:
@@ -1370,7 +1376,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     _configure_logging(args)
     try:
-        if getattr(args, "workers", 1) > 1 and args.worker_fds is None:
+        if getattr(args, "workers", 1) > 1 and args.worker is None:
             code = _distribute(args, argv)
         elif args.is_async:
             if getattr(args, "serves", False):

@@ -1,23 +1,25 @@
-"""The distributor of ``trio-sip answer --workers N``: one UDP socket, N processes.
+"""The distributor of ``trio-sip answer|proxy --workers N``: one UDP socket, N processes.
 
-A Python process uses one core. To answer calls on more, the distributor
-binds the SIP socket, starts ``N`` worker processes (the same command,
-each with its own event loop, UserAgent and RTP sockets), and then only
-reads: each datagram goes to the worker its Call-ID picks
+A Python process uses one core. To answer (or forward) calls on more, the
+distributor binds the SIP socket, starts ``N`` worker processes (the same
+command, each with its own event loop, UserAgent and RTP sockets), and then
+only reads: each datagram goes to the worker its Call-ID picks
 (:func:`~trio_sip.transport.shard.shard_of`), through that worker's inbox.
 The workers send on the shared socket themselves. Reading, picking and
 handing over cost a few microseconds a datagram, against the best part of a
 millisecond a call spends in its worker.
 
-The distributor is a plain blocking loop (no event loop: it waits for one
-socket and never for anything else). SIGINT or SIGTERM stops it: it passes
-SIGTERM on to the workers, waits for them to finish (each prints its own
-statistics), and exits with status 0 if all went well, 1 if not. A worker
-that ends early stops the whole.
+The distributor is a plain blocking loop (no event loop: it waits for its
+sockets and never for anything else). SIGINT or SIGTERM stops it: it passes
+SIGTERM on to the workers and keeps handing datagrams over while they
+finish (the answers to their BYEs and un-REGISTER), each printing its own
+statistics; then it exits with status 0 if all went well, 1 if not. A
+worker that ends early stops the whole.
 """
 
 from __future__ import annotations
 
+import contextlib
 import select
 import signal
 import socket
@@ -31,7 +33,7 @@ from types import FrameType
 from .transport.shard import frame, shard_of
 from .transport.udp import DRAIN_BATCH, MAX_DATAGRAM
 
-__all__ = ["DistributorStatistics", "run_distributor"]
+__all__ = ["DistributorStatistics", "WorkerPlace", "run_distributor"]
 
 #: How long the workers have to start, and then to finish once told to stop.
 START_TIMEOUT = 30.0
@@ -53,6 +55,42 @@ class DistributorStatistics:
     dropped: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerPlace:
+    """Who a worker is: ``shard`` of ``shards``, and the descriptors it inherits.
+
+    Given to the worker on its command line as ``--worker K/N:U,I``
+    (:meth:`parse`, :func:`str`): ``U`` is the shared SIP socket, ``I`` its
+    inbox.
+    """
+
+    shard: int
+    shards: int
+    udp_fd: int
+    inbox_fd: int
+
+    def __str__(self) -> str:
+        return f"{self.shard}/{self.shards}:{self.udp_fd},{self.inbox_fd}"
+
+    @classmethod
+    def parse(cls, spec: str) -> WorkerPlace:
+        """The place of ``K/N:U,I``. Raises ValueError when malformed."""
+        place, _, fds = spec.partition(":")
+        shard, _, shards = place.partition("/")
+        udp_fd, _, inbox_fd = fds.partition(",")
+        try:
+            parsed = cls(int(shard), int(shards), int(udp_fd), int(inbox_fd))
+        except ValueError:
+            parsed = None
+        if parsed is None or not 0 <= parsed.shard < parsed.shards:
+            raise ValueError(f"not a worker place: {spec!r}")
+        return parsed
+
+    def sockets(self) -> tuple[socket.socket, socket.socket]:
+        """The shared SIP socket and the inbox, made from the inherited descriptors."""
+        return socket.socket(fileno=self.udp_fd), socket.socket(fileno=self.inbox_fd)
+
+
 def _note(signum: int, frame_: FrameType | None) -> None:
     # The signal's number reaches the loop through the wake-up descriptor;
     # raising here could land between a datagram's hand-over and its count.
@@ -66,9 +104,10 @@ def run_distributor(
 
     ``sock`` is a bound UDP socket, its receive buffer sized by the caller
     (a :class:`~trio_sip.transport.UDPLeg`'s is). Worker ``i`` runs
-    ``worker_argv`` followed by ``--worker-fds U,I``: the descriptors of
-    ``sock`` and of its inbox, which it inherits. Once every worker serves,
-    ``listening on <listening>`` is printed.
+    ``worker_argv`` followed by ``--worker i/workers:U,I`` (a
+    :class:`WorkerPlace`; ``U`` and ``I`` are the descriptors of ``sock`` and
+    of its inbox, which it inherits). Once every worker has written
+    :data:`READY` to its inbox, ``listening on <listening>`` is printed.
     """
     sock.setblocking(False)
     inboxes: list[socket.socket] = []
@@ -81,7 +120,7 @@ def run_distributor(
     previous = {sig: signal.signal(sig, _note) for sig in (signal.SIGINT, signal.SIGTERM)}
     previous_wakeup = signal.set_wakeup_fd(wake_write.fileno(), warn_on_full_buffer=False)
     try:
-        for _ in range(workers):
+        for shard in range(workers):
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             for sk, opt in ((ours, socket.SO_SNDBUF), (theirs, socket.SO_RCVBUF)):
                 try:
@@ -89,21 +128,20 @@ def run_distributor(
                 except OSError:
                     pass
             with theirs:
-                fds = (sock.fileno(), theirs.fileno())
-                argv = [*worker_argv, "--worker-fds", f"{fds[0]},{fds[1]}"]
+                place = WorkerPlace(shard, workers, sock.fileno(), theirs.fileno())
+                argv = [*worker_argv, "--worker", str(place)]
                 # Its own session: a terminal's Ctrl-C reaches the distributor
                 # only, which then stops the workers in order.
-                procs.append(subprocess.Popen(argv, pass_fds=fds, start_new_session=True))
+                procs.append(
+                    subprocess.Popen(
+                        argv, pass_fds=(place.udp_fd, place.inbox_fd), start_new_session=True
+                    )
+                )
             inboxes.append(ours)
-        started = _wait_ready(inboxes, procs, wake_read)
-        if started is None:
-            ok = True  # stopped while they started
-        elif started:
-            print(f"listening on {listening}", flush=True)
-            ok = _forward(sock, inboxes, procs, stats, wake_read)
+        ok = _forward(sock, inboxes, procs, stats, wake_read, listening)
     finally:
-        # Signals now only wake nobody: a second Ctrl-C must not leave the
-        # workers behind (they get STOP_TIMEOUT to finish, then are killed).
+        # The workers have ended (or, after an error above, are stopped
+        # now): their exit statuses.
         all_zero = _stop_workers(procs) == 0
         signal.set_wakeup_fd(previous_wakeup)
         for sig, handler in previous.items():
@@ -119,60 +157,92 @@ def run_distributor(
     return 0 if ok and all_zero else 1
 
 
-def _wait_ready(
-    inboxes: list[socket.socket], procs: list[subprocess.Popen[bytes]], wake: socket.socket
-) -> bool | None:
-    # Reading starts once every worker serves: until then datagrams wait in
-    # the SIP socket, not in an inbox that nobody reads. None: a signal came.
-    waiting = {inbox.fileno(): (inbox, proc) for inbox, proc in zip(inboxes, procs, strict=True)}
-    deadline = time.monotonic() + START_TIMEOUT
-    while waiting:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            print("trio-sip: a worker did not start in time", file=sys.stderr)
-            return False
-        ready, _, _ = select.select([wake.fileno(), *waiting], [], [], min(left, 0.5))
-        if wake.fileno() in ready:
-            return None
-        for fd in ready:
-            inbox, _ = waiting.pop(fd)
-            if inbox.recv(64) != READY:
-                print("trio-sip: a worker ended while starting", file=sys.stderr)
-                return False
-        if any(proc.poll() is not None for _, proc in waiting.values()):
-            print("trio-sip: a worker ended while starting", file=sys.stderr)
-            return False
-    return True
-
-
 def _forward(
     sock: socket.socket,
     inboxes: list[socket.socket],
     procs: list[subprocess.Popen[bytes]],
     stats: DistributorStatistics,
     wake: socket.socket,
+    listening: str,
 ) -> bool:
-    # Until a signal (True) or a worker's end (False).
+    """Hand datagrams over until every worker has ended; whether all went well.
+
+    The workers start (each writes READY to its inbox once it serves;
+    ``listening on`` is printed when all have), serve, and on a signal or
+    the end of one of them are told to stop (SIGTERM, then SIGKILL after
+    STOP_TIMEOUT). Datagrams are handed over all along: a starting worker
+    may need answers (the first one registers before it is ready), and so
+    does a stopping one (its BYEs, its un-REGISTER).
+    """
     for inbox in inboxes:
         inbox.setblocking(False)
     sends = [inbox.send for inbox in inboxes]
     shards = len(sends)
     recvfrom = sock.recvfrom
     poller = select.poll()
-    poller.register(sock, select.POLLIN)
-    poller.register(wake, select.POLLIN)
+    for fd in (sock.fileno(), wake.fileno()):
+        poller.register(fd, select.POLLIN)
+    # The inboxes of the workers not ready yet.
+    starting = {inbox.fileno(): inbox for inbox in inboxes}
+    for fd in starting:
+        poller.register(fd, select.POLLIN)
     poll = poller.poll
-    wake_fd = wake.fileno()
+    sock_fd, wake_fd = sock.fileno(), wake.fileno()
+    ok, stopping = True, False
+    deadline = time.monotonic() + START_TIMEOUT
+
+    def stop(failure: str | None = None) -> None:
+        nonlocal ok, stopping, deadline
+        if failure is not None:
+            print(f"trio-sip: {failure}", file=sys.stderr)
+            ok = False
+        stopping = True
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+
     while True:
-        events = poll(500)
-        if not events:
-            # Quiet: the moment to see that every worker still runs.
+        events = poll(100 if stopping or starting else 500)
+        readable = False
+        for fd, _ in events:
+            if fd == sock_fd:
+                readable = True
+            elif fd == wake_fd:
+                with contextlib.suppress(BlockingIOError):
+                    while wake.recv(64):  # the signals' numbers: read them all
+                        pass
+                if not stopping:
+                    stop()
+            else:
+                inbox = starting.pop(fd)
+                poller.unregister(fd)
+                try:
+                    said = inbox.recv(64)
+                except OSError:
+                    said = b""
+                if stopping:
+                    continue
+                if said != READY:
+                    stop("a worker ended while starting")
+                elif not starting:
+                    print(f"listening on {listening}", flush=True)
+        if stopping:
+            if all(proc.poll() is not None for proc in procs):
+                return ok
+            if time.monotonic() > deadline:
+                for proc in procs:
+                    if proc.poll() is None:
+                        proc.kill()
+                return ok
+        elif not events or starting:
+            # Quiet, or starting: the moment to see that every worker still runs.
             if any(proc.poll() is not None for proc in procs):
-                print("trio-sip: a worker ended; stopping", file=sys.stderr)
-                return False
+                stop("a worker ended while starting" if starting else "a worker ended; stopping")
+            elif starting and time.monotonic() > deadline:
+                stop("a worker did not start in time")
+        if not readable:
             continue
-        if any(fd == wake_fd for fd, _ in events):
-            return True
         for _ in range(DRAIN_BATCH):
             try:
                 data, source = recvfrom(MAX_DATAGRAM)
@@ -189,8 +259,9 @@ def _forward(
                 stats.dropped += 1
             except OSError:
                 # The worker's end is gone: it ended (or crashed).
-                print("trio-sip: a worker ended; stopping", file=sys.stderr)
-                return False
+                stats.dropped += 1
+                if not stopping:
+                    stop("a worker ended; stopping")
             else:
                 stats.forwarded += 1
 
@@ -208,9 +279,3 @@ def _stop_workers(procs: list[subprocess.Popen[bytes]]) -> int:
             proc.kill()
             codes.append(proc.wait())
     return next((c for c in codes if c != 0), 0)
-
-
-def worker_sockets(spec: str) -> tuple[socket.socket, socket.socket]:
-    """The shared SIP socket and the inbox of ``--worker-fds U,I``."""
-    udp_fd, inbox_fd = (int(part) for part in spec.split(","))
-    return socket.socket(fileno=udp_fd), socket.socket(fileno=inbox_fd)

@@ -481,6 +481,8 @@ class UserAgent:
     offer and accept, in our order of preference (PCMU and PCMA).
     ``dispatcher``: a Dispatcher not entered yet, to use instead of one made
     from ``listen``, ``proxy`` and ``t1`` (e.g. one that logs every message).
+    ``call_ids`` makes the Call-IDs of our calls, registrations and other
+    requests (see :class:`~trio_sip.endpoint.Endpoint`).
     """
 
     def __init__(
@@ -496,6 +498,7 @@ class UserAgent:
         rtp_ports: PortRange | None = None,
         inband_dtmf: bool = False,
         codecs: Sequence[RtpMap] = DEFAULT_CODECS,
+        call_ids: Callable[[], str] = new_call_id,
     ) -> None:
         self.aor = URI.parse(aor) if isinstance(aor, str) else aor
         self.dispatcher = (
@@ -507,6 +510,7 @@ class UserAgent:
             self.dispatcher,
             user=self.aor.user,
             credentials=_credentials(self.aor, credentials),
+            call_ids=call_ids,
         )
         self._media_host = media_host
         self._rtp_ports = rtp_ports
@@ -837,6 +841,7 @@ class UserAgent:
         # and a CSeq one higher than the last, so that the registrar can
         # order them (section 10.3 step 7 ignores one that is not newer).
         key = str(registrar)
+        new_call_id = self.endpoint.new_call_id
         call_id, last = self._register_ids.get(key) or (new_call_id(), secrets.randbelow(2**16))
         if last + 1 >= _CSEQ_LIMIT:
             call_id, last = new_call_id(), 0

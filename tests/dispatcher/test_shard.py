@@ -1,5 +1,6 @@
 """One address, several processes: the framing, the choice of worker by
-Call-ID, and the worker's leg (:mod:`trio_sip.transport.shard`)."""
+Call-ID, a worker's own Call-IDs, and the worker's leg
+(:mod:`trio_sip.transport.shard`)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import anyio
 import pytest
 
 from trio_sip.dispatcher import Dispatcher
+from trio_sip.distributor import WorkerPlace
 from trio_sip.message import Message, Request, make_response
 from trio_sip.transport import Leg
 from trio_sip.transport.leg import Address
-from trio_sip.transport.shard import InboxUDPLeg, frame, shard_of, unframe
+from trio_sip.transport.shard import InboxUDPLeg, call_id_of_shard, frame, shard_of, unframe
 
 SOURCE = ("127.0.0.1", 5062)
 
@@ -69,6 +71,35 @@ def test_calls_spread_over_the_workers_and_a_body_does_not_count() -> None:
     others = [n for n in range(64) if shard_of(message(f"i: call-{n}"), SOURCE, shards) != plain]
     body = f"i: call-{others[0]}\r\n"
     assert shard_of(message("Call-ID: call-1", body=body), SOURCE, shards) == plain
+
+
+@pytest.mark.parametrize("shards", [1, 2, 5])
+def test_a_workers_own_call_ids_come_back_to_it(shards: int) -> None:
+    for shard in range(shards):
+        for _ in range(20):
+            call_id = call_id_of_shard(shard, shards)
+            # A request it sends, and the answer to it, in any spelling.
+            assert shard_of(message(f"Call-ID: {call_id}"), SOURCE, shards) == shard
+            answer = f"SIP/2.0 200 OK\r\ni:{call_id}\r\nCSeq: 1 REGISTER\r\n\r\n".encode()
+            assert shard_of(answer, ("192.0.2.9", 9), shards) == shard
+
+
+def test_a_workers_call_ids_are_drawn_from_its_maker() -> None:
+    made = iter(f"id-{n}@host" for n in range(1000))
+    picked = [call_id_of_shard(1, 3, lambda: next(made)) for _ in range(5)]
+    assert all(shard_of(message(f"Call-ID: {c}"), SOURCE, 3) == 1 for c in picked)
+    assert picked == sorted(set(picked), key=picked.index)  # each fresh
+    with pytest.raises(ValueError, match="no shard 3 of 3"):
+        call_id_of_shard(3, 3)
+
+
+def test_a_worker_place_round_trips_and_refuses_what_is_not_one() -> None:
+    place = WorkerPlace(shard=1, shards=4, udp_fd=5, inbox_fd=9)
+    assert str(place) == "1/4:5,9"
+    assert WorkerPlace.parse(str(place)) == place
+    for bad in ("", "1/4", "1/4:5", "4/4:5,9", "-1/4:5,9", "1,4,5,9", "a/4:5,9"):
+        with pytest.raises(ValueError, match="not a worker place"):
+            WorkerPlace.parse(bad)
 
 
 def test_without_a_call_id_the_source_decides() -> None:

@@ -110,6 +110,28 @@ async def test_a_registrar_of_its_own_gets_a_call_id_of_its_own() -> None:
     assert at_first[1][1] == at_first[0][1] + 1
 
 
+async def test_call_ids_makes_the_call_id_of_each_registrar_and_of_other_requests() -> None:
+    # What a worker behind a shared address needs: its own Call-IDs, so that
+    # the answers come back to it (trio_sip.transport.shard.call_id_of_shard).
+    made = iter(f"made-{n}@worker" for n in range(1, 100))
+    recorders = [Recorder(), Recorder()]
+    async with Dispatcher(LEG) as first, Dispatcher(LEG) as second:
+        for disp, recorder in zip((first, second), recorders, strict=True):
+            disp.set_receiver(ReceiveChain([recorder, Registrar(disp, min_expires=1)]))
+        async with (
+            UserAgent("sip:bob@example.com", listen=LEG, call_ids=lambda: next(made)) as bob,
+            UserAgent("sip:alice@example.com", listen=LEG) as alice,
+        ):
+            with anyio.fail_after(10):
+                await bob.register(f"sip:{first.legs[0].sent_by()}", refresh=False)
+                await bob.register(f"sip:{second.legs[0].sent_by()}", refresh=False)
+                await bob.register(f"sip:{first.legs[0].sent_by()}", refresh=False)
+                pong = await bob.options(f"sip:{alice.dispatcher.legs[0].sent_by()}")
+    assert [c for c, *_ in recorders[0].seen] == ["made-1@worker"] * 2
+    assert [c for c, *_ in recorders[1].seen] == ["made-2@worker"]
+    assert pong.call_id == "made-3@worker"
+
+
 @pytest.mark.virtual_time
 async def test_interval_too_brief_registers_again_with_min_expires_and_keeps_it() -> None:
     recorder = Recorder()

@@ -385,7 +385,11 @@ class Endpoint:
     methods outside ``allow`` get 405 (known) or 501 (unknown). Requests
     the application has not taken yet queue up to ``queue_size``; beyond
     that new requests get 503. ``credentials`` answer 401/407 challenges
-    unless a request brings its own.
+    unless a request brings its own. ``call_ids`` makes the Call-ID of each
+    request that starts outside a dialog (default
+    :func:`~trio_sip.message.new_call_id`); a worker of several behind one
+    address uses it to have the answers come back to itself
+    (:func:`~trio_sip.transport.shard.call_id_of_shard`).
 
     Entering it starts its task group and becomes the Dispatcher's
     receiver; the Dispatcher's response cache is switched off because the
@@ -407,8 +411,11 @@ class Endpoint:
         queue_size: int = 100,
         trying_delay: float = 0.2,
         close_timeout: float | None = None,
+        call_ids: Callable[[], str] = new_call_id,
     ) -> None:
         self.dispatcher = dispatcher
+        #: Makes the Call-ID of a request outside a dialog.
+        self.new_call_id = call_ids
         self.user = user
         self.allow = tuple(m.upper() for m in allow)
         self.accept = tuple(accept)
@@ -792,7 +799,7 @@ class Endpoint:
         out.add("Max-Forwards", "70")
         out.add("From", str(from_addr.with_tag(new_tag())))
         out.add("To", str(to_addr))
-        out.add("Call-ID", call_id if call_id is not None else new_call_id())
+        out.add("Call-ID", call_id if call_id is not None else self.new_call_id())
         # 8.1.1.5: any number below 2**31 will do.
         seq = cseq if cseq is not None else secrets.randbelow(2**16) + 1
         out.add("CSeq", str(CSeq(seq, method)))

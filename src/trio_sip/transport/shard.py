@@ -11,9 +11,13 @@ address it came from, and sends
 straight on the shared SIP socket, so answers leave from the address the
 peer wrote to.
 
+What a worker starts itself (a REGISTER, an OPTIONS, a call) it gives a
+Call-ID of its own shard (:func:`call_id_of_shard`), so that the answers
+come back to it.
+
 The framing and the choice of worker are plain functions (no I/O);
 :class:`InboxUDPLeg` is the worker's leg. ``trio-sip answer --workers``
-runs the distributor (see :doc:`/cli`).
+and ``trio-sip proxy --workers`` run the distributor (see :doc:`/cli`).
 """
 
 from __future__ import annotations
@@ -24,10 +28,11 @@ import zlib
 from collections.abc import Callable
 from typing import Final
 
+from ..message import new_call_id
 from .leg import Address, PacketHandler
 from .udp import DRAIN_BATCH, MAX_DATAGRAM, UDPLeg
 
-__all__ = ["InboxUDPLeg", "frame", "shard_of", "unframe"]
+__all__ = ["InboxUDPLeg", "call_id_of_shard", "frame", "shard_of", "unframe"]
 
 # Call-ID = ( "Call-ID" / "i" ) HCOLON callid  (RFC 3261 section 25.1; header
 # names are case-insensitive, HCOLON = *( SP / HTAB ) ":" SWS). The first
@@ -47,6 +52,20 @@ def shard_of(data: bytes, source: Address, shards: int) -> int:
     match = _CALL_ID_RE.search(data)
     key = match.group(1).rstrip(b" \t") if match is not None else frame(source, b"")
     return zlib.crc32(key) % shards
+
+
+def call_id_of_shard(shard: int, shards: int, make: Callable[[], str] = new_call_id) -> str:
+    """A fresh Call-ID (from ``make``) that :func:`shard_of` gives to worker ``shard``.
+
+    ``make``'s Call-IDs are drawn until one falls in ``shard``: ``shards``
+    draws on average, as the CRC-32 spreads them evenly.
+    """
+    if not 0 <= shard < shards:
+        raise ValueError(f"no shard {shard} of {shards}")
+    while True:
+        call_id = make()
+        if zlib.crc32(call_id.encode()) % shards == shard:
+            return call_id
 
 
 def frame(source: Address, data: bytes) -> bytes:
