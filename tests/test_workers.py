@@ -27,16 +27,19 @@ SDP = (
 STATUS = re.compile(r"^SIP/2\.0 (\d{3})")
 
 
-def sip(method: str, call_id: str, cseq: int, port: int, local: int, to: str = "") -> bytes:
-    """A request of the call ``call_id`` for ``sip:answer@127.0.0.1:port``."""
+def sip(
+    method: str, call_id: str, cseq: int, port: int, local: int, to: str = "", ip: str = "127.0.0.1"
+) -> bytes:
+    """A request of the call ``call_id`` for ``sip:answer@IP:port``, from ``IP:local``."""
     body = SDP if method == "INVITE" else ""
+    host = f"[{ip}]" if ":" in ip else ip
     return (
-        f"{method} sip:answer@127.0.0.1:{port} SIP/2.0\r\n"
-        f"Via: SIP/2.0/UDP 127.0.0.1:{local};branch=z9hG4bK-{call_id}-{cseq}-{method}\r\n"
-        f"From: <sip:test@127.0.0.1:{local}>;tag=t-{call_id}\r\n"
-        f"To: {to or f'<sip:answer@127.0.0.1:{port}>'}\r\n"
+        f"{method} sip:answer@{host}:{port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {host}:{local};branch=z9hG4bK-{call_id}-{cseq}-{method}\r\n"
+        f"From: <sip:test@{host}:{local}>;tag=t-{call_id}\r\n"
+        f"To: {to or f'<sip:answer@{host}:{port}>'}\r\n"
         f"Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\n"
-        f"Contact: <sip:test@127.0.0.1:{local}>\r\nMax-Forwards: 70\r\n"
+        f"Contact: <sip:test@{host}:{local}>\r\nMax-Forwards: 70\r\n"
         + ("Content-Type: application/sdp\r\n" if body else "")
         + f"Content-Length: {len(body)}\r\n\r\n{body}"
     ).encode()
@@ -57,14 +60,14 @@ def one_call(sock: socket.socket, call_id: str, port: int, via: int | None = Non
     The requests are for the answerer on ``port``; they are sent to the
     proxy on ``via`` when given, else straight to ``port``.
     """
-    local = sock.getsockname()[1]
-    to_addr = ("127.0.0.1", via or port)
-    sock.sendto(sip("INVITE", call_id, 1, port, local), to_addr)
+    ip, local = sock.getsockname()[:2]
+    to_addr = (ip, via or port)
+    sock.sendto(sip("INVITE", call_id, 1, port, local, ip=ip), to_addr)
     ok = final(sock, "INVITE")
     assert ok.startswith("SIP/2.0 200"), ok
     to = next(line[4:] for line in ok.split("\r\n") if line.startswith("To: "))
-    sock.sendto(sip("ACK", call_id, 1, port, local, to), to_addr)
-    sock.sendto(sip("BYE", call_id, 2, port, local, to), to_addr)
+    sock.sendto(sip("ACK", call_id, 1, port, local, to, ip=ip), to_addr)
+    sock.sendto(sip("BYE", call_id, 2, port, local, to, ip=ip), to_addr)
     bye = final(sock, "BYE")
     # A BYE that reached another worker than its INVITE would get 481.
     assert bye.startswith("SIP/2.0 200"), bye
@@ -222,6 +225,25 @@ def test_a_proxy_of_workers_forwards_each_call_in_one(backend: str) -> None:
     ), out
     # The answers came back to the shared socket, each to its call's worker.
     assert "distributor: workers=2 received=30 forwarded=30 dropped=0" in out, out
+
+
+def test_workers_serve_an_ipv6_address() -> None:
+    # The distributor frames each datagram with an IPv6 source; the workers
+    # answer to it from the shared [::1] socket.
+    ids = call_ids(workers=2, per_worker=1)
+    with (
+        Command("answer", "--listen", "udp:[::1]:0", "--workers", "2") as cmd,
+        socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock,
+    ):
+        sock.bind(("::1", 0))
+        sock.settimeout(10)
+        port = cmd.start().port()
+        for call_id in ids:
+            one_call(sock, call_id, port)
+        code, out, err = cmd.stop()
+    assert code == 0, err
+    assert out.count("calls: calls=1 answered=1") == 2, out
+    assert "distributor: workers=2 received=6 forwarded=6 dropped=0" in out, out
 
 
 def started_workers(cmd: Command, count: int) -> set[int]:
