@@ -116,6 +116,9 @@ CPU_WARMUP: Final = 35.0
 SMOKE_CPU_WARMUP: Final = 1.0
 #: A step is clean when it ends within this factor of its nominal time.
 SLACK: Final = 1.25
+#: How long a trio-sip command may take to stop: 64*T1 for the answers to
+#: the BYEs of the calls it still holds, and some more.
+STOP_GRACE: Final = 40.0
 SYSTEMS: Final = ("trio", "asyncio", "netsip", "kamailio", "direct", "trio-2w", "asyncio-2w")
 LABELS: Final = {
     "trio": "trio-sip proxy (trio)",
@@ -226,6 +229,10 @@ class TrioSipCommand(_PeerContext):
     ``profile``: run it under cProfile, statistics written to that file when
     it is stopped (the command catches SIGTERM and returns normally).
     ``stop_signal``: how it is stopped (SIGKILL skips hanging up held calls).
+    ``stop_grace``: how long it may take to stop before it is killed. A
+    stopping ``answer`` hangs up the calls it still has and waits up to 64*T1
+    for their answers (after an overloaded step SIPp has gone and none come);
+    a ``--workers`` command prints its distributor's counts only at the end.
     """
 
     def __init__(
@@ -235,12 +242,14 @@ class TrioSipCommand(_PeerContext):
         *args: str,
         profile: Path | None = None,
         stop_signal: signal.Signals = signal.SIGTERM,
+        stop_grace: float = STOP_GRACE,
     ) -> None:
         self.command = command
         self.backend = backend
         self.args = args
         self.profile = profile
         self.stop_signal = stop_signal
+        self.stop_grace = stop_grace
 
     async def __aenter__(self) -> TrioSipCommand:
         address = Address("127.0.0.1", free_port("127.0.0.1", "udp"))
@@ -259,7 +268,7 @@ class TrioSipCommand(_PeerContext):
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self._finish(self.stop_signal)
+        await self._finish(self.stop_signal, self.stop_grace)
 
 
 def _printed_listening(child: _Child) -> bool:

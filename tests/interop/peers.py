@@ -531,11 +531,13 @@ class _PeerContext:
             workdir.cleanup()
             raise
 
-    async def _finish(self, first: signal.Signals = signal.SIGTERM) -> int:
+    async def _finish(
+        self, first: signal.Signals = signal.SIGTERM, grace: float = STOP_TIMEOUT
+    ) -> int:
         assert self._child is not None
         assert self._workdir is not None
         try:
-            return await self._child.stop(first)
+            return await self._child.stop(first, grace)
         finally:
             # The files go with the directory; keep what a failure report
             # quotes, as tests assert after the peer has stopped.
