@@ -6,7 +6,7 @@ Run from the repository root::
     python benchmarks/run.py --systems trio,kamailio --seconds 4
     python benchmarks/run.py --only parser
     python benchmarks/run.py --only uas,uas-cpu,registrar,memory
-    python benchmarks/run.py --smoke             # tiny sizes: checks it still works
+    python benchmarks/run.py --smoke             # tiny sizes, lenient time: it still works
 
 Proxy rows: SIPp's built-in ``uac`` calls SIPp's ``uas`` through each
 stateless proxy (``-rsa``), on a ladder of call rates. Each step makes a
@@ -116,6 +116,9 @@ CPU_WARMUP: Final = 35.0
 SMOKE_CPU_WARMUP: Final = 1.0
 #: A step is clean when it ends within this factor of its nominal time.
 SLACK: Final = 1.25
+#: The same for ``--smoke``, which shows that every system still runs, not
+#: how fast: a busy machine (a test suite beside it) must not fail it.
+SMOKE_SLACK: Final = 4.0
 #: How long a trio-sip command may take to stop: 64*T1 for the answers to
 #: the BYEs of the calls it still holds, and some more.
 STOP_GRACE: Final = 40.0
@@ -319,17 +322,23 @@ StepRunner = Callable[[int, int, float], Awaitable[SippResult]]
 
 
 async def climb(
-    label: str, rates: Sequence[int], seconds: float, patience: int, run_step: StepRunner
+    label: str,
+    rates: Sequence[int],
+    seconds: float,
+    patience: int,
+    run_step: StepRunner,
+    slack: float = SLACK,
 ) -> list[Step]:
     """The ladder: a step per rate, ``seconds`` worth of calls each, until
-    ``patience`` unclean steps in a row."""
+    ``patience`` unclean steps in a row (clean: all calls succeeded, within
+    ``slack`` times the nominal time)."""
     steps: list[Step] = []
     misses = 0
     for rate in rates:
         calls = max(10, round(rate * seconds))
         nominal = calls / rate
         result = await run_step(rate, calls, nominal)
-        clean = result.ok and result.elapsed <= nominal * SLACK
+        clean = result.ok and result.elapsed <= nominal * slack
         steps.append(Step(rate, calls, result.elapsed, result.successful, result.failed, clean))
         print(
             f"  {label:<9} {rate:>5}/s x {calls:>5}: "
@@ -345,9 +354,9 @@ async def climb(
     return steps
 
 
-def _step_timeout(nominal: float) -> int:
+def _step_timeout(nominal: float, slack: float = SLACK) -> int:
     # Past this the step is lost anyway: do not wait for Timer B.
-    return math.ceil(nominal * SLACK) + 2
+    return math.ceil(nominal * slack) + 2
 
 
 async def ladder(
@@ -357,6 +366,7 @@ async def ladder(
     patience: int,
     sipp: str,
     profile: Path | None = None,
+    slack: float = SLACK,
 ) -> LadderResult:
     """Climb the ladder of call rates for ``system``; stop after ``patience`` misses."""
     out = LadderResult(system)
@@ -379,12 +389,12 @@ async def ladder(
                     uas.address,
                     calls=calls,
                     rate=rate,
-                    global_timeout=_step_timeout(nominal),
+                    global_timeout=_step_timeout(nominal, slack),
                     extra_args=extra,
                     program=sipp,
                 )
 
-            out.steps = await climb(system, rates, seconds, patience, step)
+            out.steps = await climb(system, rates, seconds, patience, step, slack)
         if isinstance(peer, TrioSipProxy):
             # sut_proxy.py's last line: CPU time per packet over the whole ladder.
             for line in peer.logs().splitlines():
@@ -427,6 +437,7 @@ async def server_ladder(
     patience: int,
     sipp: str,
     profile: Path | None = None,
+    slack: float = SLACK,
 ) -> LadderResult:
     """SIPp straight at one server: ``uac`` calls for ``uas``, REGISTERs for ``registrar``."""
     out = LadderResult(system)
@@ -445,11 +456,11 @@ async def server_ladder(
                     server.address,
                     calls=calls,
                     rate=rate,
-                    global_timeout=_step_timeout(nominal),
+                    global_timeout=_step_timeout(nominal, slack),
                     program=sipp,
                 )
 
-            out.steps = await climb(system, rates, seconds, patience, step)
+            out.steps = await climb(system, rates, seconds, patience, step, slack)
         _note_distributor(out, server)
     except PeerError as exc:
         out.error = str(exc).splitlines()[0]
@@ -822,6 +833,7 @@ async def run(args: argparse.Namespace) -> int:
         SMOKE_LADDER if args.smoke else tuple(int(r) for r in args.register_rates.split(","))
     )
     seconds = 2.0 if args.smoke else args.seconds
+    slack = SMOKE_SLACK if args.smoke else SLACK
     tables = Tables()
     sipp: str | None = None
     if {"proxy", "uas", "uas-cpu", "registrar", "memory"} & set(only):
@@ -833,7 +845,9 @@ async def run(args: argparse.Namespace) -> int:
         for name in systems:
             print(f"{LABELS[name]}:", file=sys.stderr, flush=True)
             profile = Path(args.profile) if args.profile and name == "trio" else None
-            tables.proxy.append(await ladder(name, rates, seconds, args.patience, sipp, profile))
+            tables.proxy.append(
+                await ladder(name, rates, seconds, args.patience, sipp, profile, slack)
+            )
     for row, labels, out, row_rates in (
         ("uas", UAS_LABELS, tables.uas, rates),
         ("registrar", REGISTRAR_LABELS, tables.registrar, register_rates),
@@ -848,7 +862,9 @@ async def run(args: argparse.Namespace) -> int:
                 else None
             )
             out.append(
-                await server_ladder(row, name, row_rates, seconds, args.patience, sipp, profile)
+                await server_ladder(
+                    row, name, row_rates, seconds, args.patience, sipp, profile, slack
+                )
             )
     if sipp is not None and "uas-cpu" in only:
         cpu_rate = SMOKE_LADDER[0] if args.smoke else args.cpu_rate
