@@ -17,6 +17,7 @@ import pytest
 
 from cli_process import Command
 from trio_sip.cli import ATOMIC_WRITE, write_lines
+from trio_sip.message import Request, make_response, parse_message
 from trio_sip.transport.shard import shard_of
 
 BACKENDS = pytest.mark.parametrize("backend", ["trio", "asyncio"])
@@ -151,17 +152,11 @@ def answer_bye(sock: socket.socket) -> str:
     """Wait for a BYE on ``sock``, answer it 200, and return its Call-ID."""
     while True:
         data, source = sock.recvfrom(65535)
-        text = data.decode()
-        if text.startswith("BYE "):
-            break
-    head = text.split("\r\n\r\n", 1)[0].split("\r\n")
-    copied = [line for line in head[1:] if line.split(":", 1)[0].lower() in COPIED]
-    ok = "\r\n".join(["SIP/2.0 200 OK", *copied, "Content-Length: 0", "", ""])
-    sock.sendto(ok.encode(), source)  # its Via's sent-by: the shared address
-    return next(line.split(":", 1)[1].strip() for line in copied if line.startswith("Call-ID"))
-
-
-COPIED = {"via", "from", "to", "call-id", "cseq"}
+        bye = parse_message(data)
+        if isinstance(bye, Request) and bye.method == "BYE":
+            # To where it came from: its Via's sent-by, the shared address.
+            sock.sendto(make_response(bye, 200).to_bytes(), source)
+            return bye.call_id
 
 
 @BACKENDS
