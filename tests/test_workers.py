@@ -276,6 +276,7 @@ def test_workers_of_a_killed_distributor_stop_by_themselves() -> None:
             ["proxy", "--listen", "udp:127.0.0.1:0", "--registrar", "--store", "sqlite:x.db"],
             "needs a shared --store redis",
         ),
+        (["registrar", "--listen", "udp:127.0.0.1:0"], "needs a shared --store redis"),
     ],
 )
 def test_what_workers_do_not_serve_is_refused(args: list[str], complaint: str) -> None:

@@ -327,10 +327,11 @@ def _refused_with_workers(args: argparse.Namespace) -> str | None:
     if len(args.listen) != 1 or parse_leg_spec(args.listen[0])[0] != "udp":
         # A connection cannot be split by call.
         return "--workers takes one UDP --listen (udp:HOST:PORT)"
-    if args.run is _proxy and args.registrar and not (args.store or "").startswith("redis://"):
-        # Each worker would keep bindings of its own: an INVITE's worker would
-        # not know the REGISTER that another one took.
-        return "proxy --workers --registrar needs a shared --store redis://HOST[:PORT][/DB]"
+    keeps_bindings = args.run is _registrar_command or (args.run is _proxy and args.registrar)
+    if keeps_bindings and not (args.store or "").startswith("redis://"):
+        # Each worker would keep bindings of its own: a lookup in one would
+        # not see the REGISTER that another one took.
+        return "--workers with bindings needs a shared --store redis://HOST[:PORT][/DB]"
     return None
 
 
@@ -601,7 +602,7 @@ async def _registrar_command(args: argparse.Namespace) -> int:
 
 
 async def _run_registrar(args: argparse.Namespace, store: BindingStore) -> int:
-    legs = [_leg_spec(args, spec) for spec in args.listen]
+    legs = _listen_legs(args, args.listen)
     # The registrar keeps the response cache: a retransmitted REGISTER is
     # answered from it instead of failing section 10.3 step 7's CSeq check.
     async with _dispatcher(args, legs) as disp:
@@ -1161,7 +1162,7 @@ def _workers_arguments(p: argparse.ArgumentParser, verb: str) -> None:
         type=_positive_int,
         default=1,
         metavar="N",
-        help=f"{verb} in N processes behind the one UDP --listen, each call in one (a core each)",
+        help=f"{verb} in N processes (a core each) behind the one UDP --listen, by Call-ID",
     )
     # Set by the distributor of --workers for the processes it starts.
     p.add_argument("--worker", type=WorkerPlace.parse, help=argparse.SUPPRESS)
@@ -1305,6 +1306,7 @@ def build_parser() -> argparse.ArgumentParser:
     _server_arguments(p)
     p.add_argument("--min-expires", type=_positive_int, default=60, metavar="N")
     p.add_argument("--max-expires", type=_positive_int, default=86400, metavar="N")
+    _workers_arguments(p, "register")
     p.set_defaults(run=_registrar_command, is_async=True, serves=True)
     return parser
 

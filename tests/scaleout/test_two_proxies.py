@@ -9,13 +9,16 @@
 - stateless means any instance carries any request: an INVITE through A
   and its BYE through B;
 - ``proxy --workers 2`` is two such proxies behind one address: a worker
-  that did not take the REGISTER finds its binding in Redis.
+  that did not take the REGISTER finds its binding in Redis; and
+  ``registrar --workers 2`` answers each REGISTER with every binding of
+  the AOR, whichever worker took the others.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -23,6 +26,8 @@ import pytest
 
 from cli_process import Running, trio_sip
 from interop.peers import Address, SippServer, run_sipp
+from trio_sip.transport.shard import call_id_of_shard
+from trio_sip.ua import UserAgent
 
 from ._redis import RedisServer
 
@@ -202,3 +207,31 @@ async def test_workers_behind_one_address_share_their_bindings(
     assert len(forwarded) == 2, workers.out
     assert min(forwarded) > 0, forwarded
     assert sum(forwarded) >= 3 * calls + 1  # and the REGISTER, routed to the registrar
+
+
+async def test_a_registrar_of_workers_answers_with_every_binding(
+    redis_server: RedisServer, anyio_backend_name: str
+) -> None:
+    async with trio_sip(
+        "--backend", anyio_backend_name, "registrar", "--store", redis_server.url,
+        "--listen", "udp:127.0.0.1:0", "--workers", "2",
+    ) as workers:  # fmt: skip
+        registered: list[str] = []
+        for shard in (0, 1, 0, 1):
+            # A REGISTER whose Call-ID picks ``shard``: each worker takes two.
+            contact = f"sip:bob@127.0.0.1:{5100 + len(registered)}"
+            async with UserAgent(
+                "sip:bob@example.com",
+                listen=["udp:127.0.0.1:0"],
+                call_ids=partial(call_id_of_shard, shard, 2),
+            ) as ua:
+                with anyio.fail_after(10):
+                    ok = await ua.register(
+                        f"sip:127.0.0.1:{workers.port()}", contact=contact, refresh=False
+                    )
+            registered.append(contact)
+            # Whichever worker took it, the 200 lists every binding so far.
+            assert sorted(str(c.uri) for c in ok.contacts) == sorted(registered)
+    assert workers.returncode == 0, workers.err
+    registers = re.findall(r"^registrar: registers=(\d+)", workers.out, re.MULTILINE)
+    assert registers == ["2", "2"], workers.out
