@@ -1,4 +1,4 @@
-"""The distributor of ``trio-sip answer|proxy --workers N``: one UDP socket, N processes.
+"""The distributor of ``trio-sip answer|proxy|registrar --workers N``: one socket, N processes.
 
 A Python process uses one core. To answer (or forward) calls on more, the
 distributor binds the SIP socket, starts ``N`` worker processes (the same

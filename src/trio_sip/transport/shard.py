@@ -16,8 +16,9 @@ Call-ID of its own shard (:func:`call_id_of_shard`), so that the answers
 come back to it.
 
 The framing and the choice of worker are plain functions (no I/O);
-:class:`InboxUDPLeg` is the worker's leg. ``trio-sip answer --workers``
-and ``trio-sip proxy --workers`` run the distributor (see :doc:`/cli`).
+:class:`InboxUDPLeg` is the worker's leg. ``trio-sip answer --workers``,
+``trio-sip proxy --workers`` and ``trio-sip registrar --workers`` run the
+distributor (see :doc:`/cli`).
 """
 
 from __future__ import annotations
@@ -51,6 +52,11 @@ def shard_of(data: bytes, source: Address, shards: int) -> int:
     """
     match = _CALL_ID_RE.search(data)
     key = match.group(1).rstrip(b" \t") if match is not None else frame(source, b"")
+    return _shard_of_key(key, shards)
+
+
+def _shard_of_key(key: bytes, shards: int) -> int:
+    # The one rule both directions follow: a Call-ID's worker.
     return zlib.crc32(key) % shards
 
 
@@ -64,7 +70,7 @@ def call_id_of_shard(shard: int, shards: int, make: Callable[[], str] = new_call
         raise ValueError(f"no shard {shard} of {shards}")
     while True:
         call_id = make()
-        if zlib.crc32(call_id.encode()) % shards == shard:
+        if _shard_of_key(call_id.encode(), shards) == shard:
             return call_id
 
 
