@@ -15,6 +15,7 @@ import pytest
 from cli_process import Command
 from trio_sip.cli import Responder, _Lines, main
 from trio_sip.dispatcher import Dispatcher
+from trio_sip.message import Request, make_response, parse_message
 from trio_sip.ua import UserAgent
 
 
@@ -372,6 +373,58 @@ def test_sigint_hangs_up_a_call(backend: str) -> None:
     assert "calls: calls=1 answered=1" in summary
     assert "dialogs=0" in summary
     assert code == 0
+
+
+@BACKENDS
+def test_a_second_sigint_ends_the_wait_for_the_bye_of_a_vanished_callee(backend: str) -> None:
+    # The callee answers the INVITE and then nothing: the first SIGINT
+    # sends the BYE, which would wait 64*T1 (32 s) for its answer; the
+    # second ends that wait.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as callee:
+        callee.bind(("127.0.0.1", 0))
+        callee.settimeout(10)
+        call = subprocess.Popen(
+            [sys.executable, "-m", "trio_sip", "--backend", backend, "call",
+             f"sip:bob@127.0.0.1:{callee.getsockname()[1]}", "--duration", "60",
+             "--listen", "udp:127.0.0.1:0"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            invite, source = _next_request(callee, "INVITE")
+            sdp = (
+                b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+                b"t=0 0\r\nm=audio 6000 RTP/AVP 0\r\n"
+            )
+            contact = f"<sip:bob@127.0.0.1:{callee.getsockname()[1]}>"
+            ok = make_response(
+                invite, 200, to_tag="gone",
+                headers=[("Contact", contact), ("Content-Type", "application/sdp")], body=sdp,
+            )  # fmt: skip
+            callee.sendto(ok.to_bytes(), source)
+            assert call.stdout is not None
+            assert call.stdout.readline() == b"SIP/2.0 200 OK\n"
+            call.send_signal(signal.SIGINT)
+            _next_request(callee, "BYE")  # and never answered
+            assert call.poll() is None
+            call.send_signal(signal.SIGINT)
+            # Well under the BYE's 32 s, or this times out.
+            _, err = call.communicate(timeout=20)
+        finally:
+            if call.poll() is None:
+                call.kill()
+                call.communicate(timeout=20)
+    assert call.returncode == 130
+    assert b"interrupted by SIGINT" in err
+    assert b"SIGINT again: not waiting for answers" in err
+
+
+def _next_request(sock: socket.socket, method: str) -> tuple[Request, tuple[str, int]]:
+    """The next ``method`` request on ``sock`` and where it came from (others skipped)."""
+    while True:
+        data, source = sock.recvfrom(65535)
+        message = parse_message(data)
+        if isinstance(message, Request) and message.method == method:
+            return message, source
 
 
 @BACKENDS

@@ -340,3 +340,47 @@ def test_report_lines_go_out_in_whole_lines_of_at_most_one_atomic_write(
     for chunk in raw.writes:
         assert chunk.endswith(b"\n")
         assert len(chunk) <= ATOMIC_WRITE or chunk == (long + "\n").encode()
+
+
+def bye_of(sock: socket.socket) -> str:
+    """Wait for a BYE on ``sock`` (and leave it unanswered); return its Call-ID."""
+    while True:
+        message = parse_message(sock.recv(65535))
+        if isinstance(message, Request) and message.method == "BYE":
+            return message.call_id
+
+
+@pytest.mark.parametrize(
+    ("backend", "workers"), [("trio", ()), ("asyncio", ()), ("trio", ("--workers", "2"))]
+)
+def test_a_second_signal_stops_without_waiting_for_a_vanished_peer(
+    backend: str, workers: tuple[str, ...]
+) -> None:
+    # The first SIGINT hangs up the call, and the BYE would wait 64*T1
+    # (32 s) for the answer of a caller that is gone; the second one makes
+    # it stop waiting: the command ends at once, in order, with status 0.
+    with (
+        Command(
+            "--backend", backend, "answer", "--listen", "udp:127.0.0.1:0", *workers
+        ) as answer,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock,
+    ):  # fmt: skip
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(10)
+        port, local = answer.start().port(), sock.getsockname()[1]
+        sock.sendto(sip("INVITE", "vanishing@test", 1, port, local), ("127.0.0.1", port))
+        ok = final(sock, "INVITE")
+        to = next(line[4:] for line in ok.split("\r\n") if line.startswith("To: "))
+        sock.sendto(sip("ACK", "vanishing@test", 1, port, local, to), ("127.0.0.1", port))
+        assert answer.process is not None
+        answer.process.send_signal(signal.SIGINT)
+        assert bye_of(sock) == "vanishing@test"
+        assert answer.process.poll() is None  # waiting for the BYE's answer
+        answer.process.send_signal(signal.SIGINT)
+        # stop() kills what has not ended after 20 s, well under the 32 s
+        # the BYE's transaction would wait: that would be status -9.
+        code, out, err = answer.stop()
+    assert code == 0, err
+    assert "again: not waiting for answers" in err, err
+    assert "calls: calls=1 answered=1" in out, out
+    assert "rtp: call_id=vanishing@test " in out, out

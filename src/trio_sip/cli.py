@@ -447,9 +447,9 @@ async def _serve(
 ) -> int:
     """Run until SIGINT/SIGTERM, then print the statistics summary (after ``lines``).
 
-    The signal receiver was opened by :func:`_with_signals` and stays open
-    while the command shuts down (BYE, un-REGISTER), so that a signal then
-    cannot interrupt that half-way.
+    The signals are watched by :func:`_with_signals` from start to end, so
+    that one during the shutdown (BYE, un-REGISTER) cannot interrupt it
+    half-way: a second one makes it stop waiting for answers instead.
     """
     if getattr(args, "worker", None) is None:
         for leg in disp.legs:
@@ -457,9 +457,7 @@ async def _serve(
     else:
         # A worker of --workers: its distributor says it once all serve.
         args.inbox.send(READY)
-    async for signum in args.signals:
-        log.info("stopping on %s", signal.Signals(signum).name)
-        break
+    await args.stop_requested.wait()
     if lines is not None:
         lines.flush()
     for name, stats in [("dispatcher", disp.statistics()), *statistics()]:
@@ -629,7 +627,7 @@ def _user_agent(args: argparse.Namespace, aor: str, listen: Sequence[str]) -> Us
         args, _listen_legs(args, listen), outgoing_proxy=getattr(args, "proxy", None)
     )
     worker: WorkerPlace | None = getattr(args, "worker", None)
-    return UserAgent(
+    ua = UserAgent(
         aor,
         credentials=users,
         dispatcher=disp,
@@ -644,6 +642,9 @@ def _user_agent(args: argparse.Namespace, aor: str, listen: Sequence[str]) -> Us
             else partial(call_id_of_shard, worker.shard, worker.shards)
         ),
     )
+    # A second signal: stop waiting for the answers to BYE and un-REGISTER.
+    getattr(args, "abandon", []).append(ua.endpoint.abandon_close)
+    return ua
 
 
 # The counters of the ``rtp:`` line a call prints when it ends.
@@ -1324,11 +1325,13 @@ def _configure_logging(args: argparse.Namespace) -> None:
 
 
 async def _with_signals(args: argparse.Namespace) -> int:
-    """Run a long-running command with SIGINT/SIGTERM caught from start to end."""
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        args.signals = signals
-        code: int = await args.run(args)
-        return code
+    """Run a long-running command with SIGINT/SIGTERM caught from start to end.
+
+    The first signal sets ``args.stop_requested``, which :func:`_serve`
+    waits for; a second one cuts the stop short (:func:`_watch_signals`).
+    """
+    stop_requested = args.stop_requested = anyio.Event()
+    return await _run_watched(args, lambda name: stop_requested.set())
 
 
 async def _interruptible(args: argparse.Namespace) -> int:
@@ -1336,21 +1339,59 @@ async def _interruptible(args: argparse.Namespace) -> int:
 
     A signal cancels ``args.stop``, the scope the command puts around its
     work only: the UserAgent's own tasks (its legs' receive loops) stay
-    outside it, so the call's BYE or CANCEL still gets its answer.
+    outside it, so the call's BYE or CANCEL still gets its answer. A second
+    signal stops that wait (:func:`_watch_signals`).
     """
     args.stop = anyio.CancelScope()
+
+    def stop(name: str) -> None:
+        print(f"interrupted by {name}", file=sys.stderr)
+        args.stop.cancel()
+
+    return await _run_watched(args, stop)
+
+
+async def _run_watched(args: argparse.Namespace, first: Callable[[str], None]) -> int:
+    # The command, with a task that watches for signals from start to end.
+    args.abandon = []
+    failure: Exception | None = None
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with anyio.create_task_group() as tg:
-
-            async def watch() -> None:
-                async for signum in signals:
-                    print(f"interrupted by {signal.Signals(signum).name}", file=sys.stderr)
-                    args.stop.cancel()
-
-            tg.start_soon(watch)
-            code: int = await args.run(args)
+            tg.start_soon(_watch_signals, signals, first, args.abandon)
+            try:
+                code: int = await args.run(args)
+            except Exception as exc:
+                # Raised as it is (a usage error, a port in use), not in the
+                # exception group the task group would wrap it in.
+                failure = exc
             tg.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
     return code
+
+
+async def _watch_signals(
+    signals: AsyncIterator[int], first: Callable[[str], None], abandon: list[Callable[[], None]]
+) -> None:
+    """Call ``first`` with the signal's name on the first SIGINT/SIGTERM, and
+    each of ``abandon`` on the next.
+
+    Stopping in order takes a while when peers are gone: a BYE or an
+    un-REGISTER waits up to 64*T1 (32 s) for its answer. A second Ctrl-C
+    means "now": the commands register their Endpoint's
+    :meth:`~trio_sip.Endpoint.abandon_close` in ``abandon``.
+    """
+    stopping = False
+    async for signum in signals:
+        name = signal.Signals(signum).name
+        if not stopping:
+            stopping = True
+            log.info("stopping on %s", name)
+            first(name)
+        else:
+            print(f"trio-sip: {name} again: not waiting for answers", file=sys.stderr)
+            for hurry in abandon:
+                hurry()
 
 
 def _tune_gc_for_serving() -> None:

@@ -14,7 +14,8 @@ sockets and never for anything else). SIGINT or SIGTERM stops it: it passes
 SIGTERM on to the workers and keeps handing datagrams over while they
 finish (the answers to their BYEs and un-REGISTER), each printing its own
 statistics; then it exits with status 0 if all went well, 1 if not. A
-worker that ends early stops the whole.
+second signal is passed on too: the workers then stop waiting for answers.
+A worker that ends early stops the whole.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def run_distributor(
     inboxes: list[socket.socket] = []
     procs: list[subprocess.Popen[bytes]] = []
     stats = DistributorStatistics()
-    ok = False
+    ok = hurried = False
     wake_read, wake_write = socket.socketpair()
     wake_read.setblocking(False)
     wake_write.setblocking(False)
@@ -138,11 +139,11 @@ def run_distributor(
                     )
                 )
             inboxes.append(ours)
-        ok = _forward(sock, inboxes, procs, stats, wake_read, listening)
+        ok, hurried = _forward(sock, inboxes, procs, stats, wake_read, listening)
     finally:
         # The workers have ended (or, after an error above, are stopped
         # now): their exit statuses.
-        all_zero = _stop_workers(procs) == 0
+        all_zero = _stop_workers(procs, hurried)
         signal.set_wakeup_fd(previous_wakeup)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -164,15 +165,17 @@ def _forward(
     stats: DistributorStatistics,
     wake: socket.socket,
     listening: str,
-) -> bool:
-    """Hand datagrams over until every worker has ended; whether all went well.
+) -> tuple[bool, bool]:
+    """Hand datagrams over until every worker has ended; whether all went well,
+    and whether a second signal was passed on.
 
     The workers start (each writes READY to its inbox once it serves;
     ``listening on`` is printed when all have), serve, and on a signal or
     the end of one of them are told to stop (SIGTERM, then SIGKILL after
-    STOP_TIMEOUT). Datagrams are handed over all along: a starting worker
-    may need answers (the first one registers before it is ready), and so
-    does a stopping one (its BYEs, its un-REGISTER).
+    STOP_TIMEOUT); a second signal is passed on (SIGTERM again: stop now).
+    Datagrams are handed over all along: a starting worker may need
+    answers (the first one registers before it is ready), and so does a
+    stopping one (its BYEs, its un-REGISTER).
     """
     for inbox in inboxes:
         inbox.setblocking(False)
@@ -188,7 +191,7 @@ def _forward(
         poller.register(fd, select.POLLIN)
     poll = poller.poll
     sock_fd, wake_fd = sock.fileno(), wake.fileno()
-    ok, stopping = True, False
+    ok, stopping, hurried = True, False, False
     deadline = time.monotonic() + START_TIMEOUT
 
     def stop(failure: str | None = None) -> None:
@@ -214,6 +217,13 @@ def _forward(
                         pass
                 if not stopping:
                     stop()
+                elif not hurried:
+                    # A second signal: pass it on, and the workers stop
+                    # waiting for the answers to their BYEs.
+                    hurried = True
+                    for proc in procs:
+                        if proc.poll() is None:
+                            proc.send_signal(signal.SIGTERM)
             else:
                 inbox = starting.pop(fd)
                 poller.unregister(fd)
@@ -229,12 +239,12 @@ def _forward(
                     print(f"listening on {listening}", flush=True)
         if stopping:
             if all(proc.poll() is not None for proc in procs):
-                return ok
+                return ok, hurried
             if time.monotonic() > deadline:
                 for proc in procs:
                     if proc.poll() is None:
                         proc.kill()
-                return ok
+                return ok, hurried
         elif not events or starting:
             # Quiet, or starting: the moment to see that every worker still runs.
             if any(proc.poll() is not None for proc in procs):
@@ -266,7 +276,9 @@ def _forward(
                 stats.forwarded += 1
 
 
-def _stop_workers(procs: list[subprocess.Popen[bytes]]) -> int:
+def _stop_workers(procs: list[subprocess.Popen[bytes]], hurried: bool) -> bool:
+    # Whether every worker ended well. One that was ending already when the
+    # second signal came may end by it (its handler gone): as was asked.
     for proc in procs:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -278,4 +290,4 @@ def _stop_workers(procs: list[subprocess.Popen[bytes]]) -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
             codes.append(proc.wait())
-    return next((c for c in codes if c != 0), 0)
+    return all(code == 0 or (hurried and code == -signal.SIGTERM) for code in codes)

@@ -566,10 +566,9 @@ class UserAgent:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
-        with anyio.CancelScope(shield=True):
-            if self._registered_at is not None:
-                with anyio.move_on_after(self.endpoint.close_timeout):
-                    await self.unregister()
+        if self._registered_at is not None:
+            with self.endpoint.close_wait():
+                await self.unregister()
         assert self._tg is not None
         self.endpoint.set_request_handler(None)
         self._tg.cancel_scope.cancel()
@@ -793,14 +792,14 @@ class UserAgent:
                         if call._answered is not None:
                             if call.dialog is None and client.dialogs:
                                 call.dialog = client.dialogs[0]
-                            with anyio.move_on_after(self.endpoint.close_timeout):
+                            with self.endpoint.close_wait():
                                 await call.bye()
                         elif not client.done:
                             await client.cancel()
                             # Wait for the 487 (and let its ACK go) before the
                             # UA may close: section 9.1, the INVITE still ends
                             # with a final response.
-                            with anyio.move_on_after(self.endpoint.close_timeout):
+                            with self.endpoint.close_wait():
                                 await client.wait_final()
                         call._end()
         except BaseExceptionGroup as group:

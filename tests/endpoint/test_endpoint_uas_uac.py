@@ -325,3 +325,36 @@ async def test_closing_answers_pending_invites() -> None:
             final = await call.wait_final()
         assert final.status == 480
         tg.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("abandon_after", [None, 1.0, 0.0])
+async def test_leaving_waits_for_a_vanished_peer_unless_abandoned(
+    abandon_after: float | None,
+) -> None:
+    # The callee stops answering anything: the BYE of a closing Endpoint
+    # waits its close_timeout for an answer, or until abandon_close().
+    async with running_endpoint() as uas, anyio.create_task_group() as tg:
+        tg.start_soon(serve, uas, answer)
+        uac = Endpoint(uas.dispatcher.__class__(["udp:127.0.0.1:0"]), user="ep")
+        async with uac.dispatcher, uac:
+            await _established(uac, uas)
+            uas.dispatcher.set_receiver(None)
+            if abandon_after == 0.0:
+                uac.abandon_close()
+            elif abandon_after is not None:
+                tg.start_soon(_abandon_later, uac, abandon_after)
+            start = anyio.current_time()
+        took = anyio.current_time() - start
+        if abandon_after is None:
+            assert took == pytest.approx(uac.close_timeout, abs=0.5)
+        else:
+            assert took == pytest.approx(abandon_after, abs=0.1)
+        if abandon_after != 0.0:
+            # The BYE was pending, then timed out or given up on: the dialog is over.
+            assert uac.dialogs == ()
+        tg.cancel_scope.cancel()
+
+
+async def _abandon_later(ep: Endpoint, delay: float) -> None:
+    await anyio.sleep(delay)
+    ep.abandon_close()

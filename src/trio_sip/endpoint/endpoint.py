@@ -15,6 +15,7 @@ returns a :class:`ClientRequest` to await the final response on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import secrets
@@ -395,7 +396,8 @@ class Endpoint:
     receiver; the Dispatcher's response cache is switched off because the
     server transactions answer retransmissions themselves. Leaving it ends
     every confirmed dialog with a BYE and cancels pending INVITEs, waiting
-    at most ``close_timeout`` seconds (default 64*T1).
+    at most ``close_timeout`` seconds (default 64*T1) for their answers;
+    :meth:`abandon_close` cuts that wait short.
     """
 
     def __init__(
@@ -428,6 +430,10 @@ class Endpoint:
         self.close_timeout = (
             close_timeout if close_timeout is not None else self.config.duration(Timer.F)
         )
+        # The waits of closing under way (close_wait), and whether
+        # abandon_close() was called: a wait that starts after it ends at once.
+        self._close_waits: set[anyio.CancelScope] = set()
+        self._close_abandoned = False
         self._client: dict[ClientKey, _ClientTx] = {}
         # Requests between "Via written" and "deliver() returned": a fast
         # peer's answer may arrive before the transaction is filed by key.
@@ -480,7 +486,7 @@ class Endpoint:
 
     async def __aexit__(self, *exc_info: Any) -> bool | None:
         try:
-            with anyio.move_on_after(self.close_timeout, shield=True):
+            with self.close_wait():
                 await self._close_dialogs()
         finally:
             self.dispatcher.set_receiver(None)
@@ -491,6 +497,39 @@ class Endpoint:
             tg.cancel_scope.cancel()
             await tg.__aexit__(*exc_info)
         return None
+
+    @contextlib.contextmanager
+    def close_wait(self) -> Iterator[anyio.CancelScope]:
+        """A wait of closing down: for the answer to a BYE, a CANCEL, an un-REGISTER.
+
+        The block is shielded from cancellation (an application that stops
+        by cancelling its tasks still ends its calls in order), ends after
+        :attr:`close_timeout` seconds, and ends at once when
+        :meth:`abandon_close` is called, before or during it. The Endpoint's
+        own close waits in one; so do the :class:`~trio_sip.UserAgent`'s
+        hang-ups and its un-REGISTER.
+        """
+        with anyio.move_on_after(self.close_timeout, shield=True) as scope:
+            if self._close_abandoned:
+                scope.cancel()
+            self._close_waits.add(scope)
+            try:
+                yield scope
+            finally:
+                self._close_waits.discard(scope)
+
+    def abandon_close(self) -> None:
+        """Stop waiting for the peers while closing down (a second Ctrl-C).
+
+        Every :meth:`close_wait` under way ends now, and those that start
+        later end at once: what was sent has gone, and nobody waits for
+        its answer (a peer that vanished would otherwise hold the close
+        for :attr:`close_timeout`). Called before the Endpoint is left,
+        its close waits for nothing.
+        """
+        self._close_abandoned = True
+        for scope in list(self._close_waits):
+            scope.cancel()
 
     async def _close_dialogs(self) -> None:
         async with anyio.create_task_group() as tg:
