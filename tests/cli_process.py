@@ -90,8 +90,9 @@ class Command:
     """``python -m trio_sip ARGS`` as a child process, bounded in time.
 
     ``start()`` waits for the ``listening on`` lines and collects the bound
-    addresses; ``stop()`` sends a signal and returns (exit status, stdout,
-    stderr).
+    addresses; ``stop()`` sends a signal (unless ``send_signal()`` sent one
+    already: a second one would mean "stop now") and returns (exit status,
+    stdout, stderr).
     """
 
     def __init__(self, *args: str) -> None:
@@ -99,6 +100,7 @@ class Command:
         self.process: subprocess.Popen[bytes] | None = None
         self.listening: list[str] = []
         self._out = b""
+        self._signalled = False
 
     def start(self, legs: int = 1, deadline: float = 20.0) -> Command:
         self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -127,9 +129,15 @@ class Command:
         spec = next(s for s in self.listening if s.startswith(proto + ":"))
         return int(spec.rsplit(":", 1)[1])
 
+    def send_signal(self, signum: int = signal.SIGINT) -> None:
+        """Send ``signum`` now; :meth:`stop` then sends none of its own."""
+        assert self.process is not None
+        self.process.send_signal(signum)
+        self._signalled = True
+
     def stop(self, signum: int = signal.SIGINT) -> tuple[int, str, str]:
         assert self.process is not None
-        if self.process.poll() is None:
+        if self.process.poll() is None and not self._signalled:
             self.process.send_signal(signum)
         try:
             out, err = self.process.communicate(timeout=20)

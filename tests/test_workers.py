@@ -187,8 +187,7 @@ def test_workers_register_once_keep_calls_to_the_end_and_unregister(backend: str
             assert ok.startswith("SIP/2.0 200"), ok
             to = next(line[4:] for line in ok.split("\r\n") if line.startswith("To: "))
             sock.sendto(sip("ACK", held, 1, at, local, to), ("127.0.0.1", at))
-            assert answer.process is not None
-            answer.process.send_signal(signal.SIGINT)
+            answer.send_signal(signal.SIGINT)
             assert answer_bye(sock) == held
             code, out, err = answer.stop()
         proxy_code, proxy_out, proxy_err = proxy.stop()
@@ -372,11 +371,11 @@ def test_a_second_signal_stops_without_waiting_for_a_vanished_peer(
         ok = final(sock, "INVITE")
         to = next(line[4:] for line in ok.split("\r\n") if line.startswith("To: "))
         sock.sendto(sip("ACK", "vanishing@test", 1, port, local, to), ("127.0.0.1", port))
-        assert answer.process is not None
-        answer.process.send_signal(signal.SIGINT)
+        answer.send_signal(signal.SIGINT)
         assert bye_of(sock) == "vanishing@test"
+        assert answer.process is not None
         assert answer.process.poll() is None  # waiting for the BYE's answer
-        answer.process.send_signal(signal.SIGINT)
+        answer.send_signal(signal.SIGINT)
         # stop() kills what has not ended after 20 s, well under the 32 s
         # the BYE's transaction would wait: that would be status -9.
         code, out, err = answer.stop()
