@@ -1076,6 +1076,12 @@ class Dispatcher:
                     d.failing_over = True
                 if d.failover is not None and not d.failing_over:
                     self._forget_failover(d.failover)
+        if error is not None and self._tg is None:
+            # The Dispatcher is being left: its owner ended this delivery.
+            # A send that was under way as the task group was cancelled (a
+            # resumed task runs on to its next checkpoint on asyncio) may
+            # find its leg closed already; that is no failure to report.
+            return
         if error is not None and d.failing_over:
             # RFC 3263 section 4.3: Timer B/F or a transport error: next target.
             self._task_group().start_soon(self._fail_over, d, str(error), None, error)

@@ -11,7 +11,9 @@ import anyio
 import pytest
 
 from trio_sip.dispatcher import Dispatcher
+from trio_sip.errors import DeliveryFailure
 from trio_sip.message import Request, parse_message
+from trio_sip.transport.leg import Address, TransportFailure
 from trio_sip.transport.udp import UDPLeg
 
 pytestmark = pytest.mark.anyio
@@ -63,3 +65,49 @@ async def test_leaving_with_1000_transactions_in_flight_is_fast_and_clean() -> N
     assert not [w for w in caught if "never awaited" in str(w.message)]
     # The Dispatcher holds no live task and can be garbage collected.
     await anyio.lowlevel.checkpoint()
+
+
+class _ClosedUnderRetransmission(UDPLeg):
+    """A leg whose retransmission is under way as its Dispatcher closes, and
+    then finds the leg closed: what asyncio can do to a delivery whose timer
+    fired just as the Dispatcher's task group was cancelled."""
+
+    __slots__ = ("release", "retransmitting", "sent")
+
+    def __init__(self) -> None:
+        super().__init__("127.0.0.1", 0)
+        self.sent = False
+        self.retransmitting = anyio.Event()
+        self.release = anyio.Event()
+
+    async def send(self, data: bytes, dst: Address, *, tls_hostname: str | None = None) -> None:
+        if not self.sent:  # the first transmission goes
+            self.sent = True
+            await super().send(data, dst, tls_hostname=tls_hostname)
+            return
+        self.retransmitting.set()
+        with anyio.CancelScope(shield=True):
+            await self.release.wait()
+        raise TransportFailure(DeliveryFailure.TRANSPORT, "leg is closed")
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        self.release.set()  # the send under way finds the leg closed
+
+
+@pytest.mark.virtual_time
+async def test_a_retransmission_cut_by_the_close_is_not_a_failure() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        failures: list[object] = []
+        leg = _ClosedUnderRetransmission()
+        disp = Dispatcher([leg])
+        async with disp:
+            await disp.deliver(
+                _invite(0, port), leg=leg, dst_addr=("127.0.0.1", port), callback=failures.append
+            )
+            await leg.retransmitting.wait()
+    # The owner ended the delivery by leaving: no failure to report.
+    assert failures == []
+    assert disp.statistics().failures == {}
