@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import signal
@@ -8,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 import anyio
 import pytest
@@ -347,25 +349,32 @@ def test_call_cancelled_on_ring_timeout_and_rejected_call(backend: str) -> None:
         answer.stop()
 
 
+@contextlib.contextmanager
+def calling(backend: str, uri: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``trio-sip call URI`` (a long call) as a child process, killed if it outlives the block."""
+    call = subprocess.Popen(
+        [sys.executable, "-m", "trio_sip", "--backend", backend, "call", uri,
+         "--duration", "60", "--listen", "udp:127.0.0.1:0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        yield call
+    finally:
+        if call.poll() is None:
+            call.kill()
+            call.communicate(timeout=20)
+
+
 @BACKENDS
 def test_sigint_hangs_up_a_call(backend: str) -> None:
     b = ("--backend", backend)
     with Command(*b, "answer", "--listen", "udp:127.0.0.1:0") as answer:
         at = f"127.0.0.1:{answer.start().port()}"
-        call = subprocess.Popen(
-            [sys.executable, "-m", "trio_sip", *b, "call", f"sip:bob@{at}", "--duration", "60",
-             "--listen", "udp:127.0.0.1:0"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        try:
+        with calling(backend, f"sip:bob@{at}") as call:
             assert call.stdout is not None
             assert call.stdout.readline() == b"SIP/2.0 200 OK\n"
             call.send_signal(signal.SIGINT)
             _, err = call.communicate(timeout=20)
-        finally:
-            if call.poll() is None:
-                call.kill()
-                call.communicate(timeout=20)
         assert call.returncode == 130
         assert b"interrupted by SIGINT" in err
         code, summary, _ = answer.stop()
@@ -383,13 +392,7 @@ def test_a_second_sigint_ends_the_wait_for_the_bye_of_a_vanished_callee(backend:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as callee:
         callee.bind(("127.0.0.1", 0))
         callee.settimeout(10)
-        call = subprocess.Popen(
-            [sys.executable, "-m", "trio_sip", "--backend", backend, "call",
-             f"sip:bob@127.0.0.1:{callee.getsockname()[1]}", "--duration", "60",
-             "--listen", "udp:127.0.0.1:0"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        try:
+        with calling(backend, f"sip:bob@127.0.0.1:{callee.getsockname()[1]}") as call:
             invite, source = _next_request(callee, "INVITE")
             sdp = (
                 b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
@@ -409,10 +412,6 @@ def test_a_second_sigint_ends_the_wait_for_the_bye_of_a_vanished_callee(backend:
             call.send_signal(signal.SIGINT)
             # Well under the BYE's 32 s, or this times out.
             _, err = call.communicate(timeout=20)
-        finally:
-            if call.poll() is None:
-                call.kill()
-                call.communicate(timeout=20)
     assert call.returncode == 130
     assert b"interrupted by SIGINT" in err
     assert b"SIGINT again: not waiting for answers" in err
