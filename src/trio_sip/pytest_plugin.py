@@ -46,6 +46,8 @@ def virtual_clock_options(backend: str) -> dict[str, Any]:
     the extra to install when looptime is missing.
     """
     if backend == "trio":
+        # Trio itself, not anyio: anyio has no virtual clock, and Trio's
+        # MockClock is the backend option that gives one (test support only).
         import trio.testing
 
         return {"clock": trio.testing.MockClock(autojump_threshold=0)}
