@@ -12,8 +12,10 @@ Proxy rows: SIPp's built-in ``uac`` calls SIPp's ``uas`` through each
 stateless proxy (``-rsa``), on a ladder of call rates. Each step makes a
 fixed number of calls (``--seconds`` worth); a step is *clean* when every
 call succeeds, none fails and the run ends within 1.25 times its nominal
-time. A system's figure is the highest clean rate; climbing stops after
-``--patience`` unclean steps in a row. Every system runs in its own process
+time. Climbing stops after ``--patience`` unclean steps in a row; then up
+to ``--refine`` steps halve the gap between the highest clean rate and the
+lowest unclean one above it, until they are within 5% of each other. A
+system's figure is the highest clean rate. Every system runs in its own process
 (ours: ``benchmarks/sut_proxy.py``), the one under test alone with SIPp.
 
 UAS rows: SIPp's ``uac`` calls ``trio-sip answer`` (trio and asyncio) and
@@ -97,7 +99,10 @@ from interop.peers import (  # noqa: E402
 from trio_sip.message import parse_message  # noqa: E402
 
 #: Call rates tried, lowest first.
-LADDER: Final = (100, 150, 200, 300, 400, 500, 700, 1000, 1200, 1400, 1700, 2000, 2500, 3000)
+LADDER: Final = (
+    100, 150, 200, 300, 400, 500, 700, 1000, 1200, 1400, 1700, 2000, 2500, 3000,
+    3500, 4000, 5000, 6000, 8000,
+)  # fmt: skip
 SMOKE_LADDER: Final = (25,)
 #: Registration rates tried (one transaction each: cheaper than a call).
 REGISTER_LADDER: Final = (200, 500, 1000, 1500, 2000, 2500, 3000, 4000, 5000, 6000, 8000)
@@ -114,6 +119,10 @@ ROWS: Final = ("proxy", "parser", "uas", "uas-cpu", "registrar", "memory")
 CPU_RATE: Final = 150
 CPU_WARMUP: Final = 35.0
 SMOKE_CPU_WARMUP: Final = 1.0
+#: Steps added after the ladder, between its highest clean rate and the
+#: lowest unclean one above (``--refine``), and how close the two must come.
+REFINE: Final = 3
+RESOLUTION: Final = 0.05
 #: A step is clean when it ends within this factor of its nominal time.
 SLACK: Final = 1.25
 #: The same for ``--smoke``, which shows that every system still runs, not
@@ -328,30 +337,73 @@ async def climb(
     patience: int,
     run_step: StepRunner,
     slack: float = SLACK,
+    refine: int = 0,
 ) -> list[Step]:
     """The ladder: a step per rate, ``seconds`` worth of calls each, until
     ``patience`` unclean steps in a row (clean: all calls succeeded, within
-    ``slack`` times the nominal time)."""
+    ``slack`` times the nominal time). Then up to ``refine`` more steps
+    between the highest clean rate and the lowest unclean one above it
+    (:func:`next_probe`), so that a system's figure does not depend on
+    where the rungs happen to fall."""
     steps: list[Step] = []
     misses = 0
     for rate in rates:
-        calls = max(10, round(rate * seconds))
-        nominal = calls / rate
-        result = await run_step(rate, calls, nominal)
-        clean = result.ok and result.elapsed <= nominal * slack
-        steps.append(Step(rate, calls, result.elapsed, result.successful, result.failed, clean))
-        print(
-            f"  {label:<9} {rate:>5}/s x {calls:>5}: "
-            f"{result.successful:>5} ok {result.failed:>4} failed "
-            f"in {result.elapsed:5.2f} s (nominal {nominal:.2f}) "
-            f"{'clean' if clean else 'NOT clean'}",
-            file=sys.stderr,
-            flush=True,
-        )
-        misses = 0 if clean else misses + 1
+        steps.append(await _climb_step(label, rate, seconds, run_step, slack))
+        misses = 0 if steps[-1].clean else misses + 1
         if misses >= patience:
             break
+    for _ in range(refine):
+        probe = next_probe(steps)
+        if probe is None:
+            break
+        steps.append(await _climb_step(label, probe, seconds, run_step, slack))
     return steps
+
+
+async def _climb_step(
+    label: str, rate: int, seconds: float, run_step: StepRunner, slack: float
+) -> Step:
+    # One step of the climb: ``seconds`` worth of calls at ``rate``, judged and logged.
+    calls = max(10, round(rate * seconds))
+    nominal = calls / rate
+    result = await run_step(rate, calls, nominal)
+    clean = result.ok and result.elapsed <= nominal * slack
+    print(
+        f"  {label:<9} {rate:>5}/s x {calls:>5}: "
+        f"{result.successful:>5} ok {result.failed:>4} failed "
+        f"in {result.elapsed:5.2f} s (nominal {nominal:.2f}) "
+        f"{'clean' if clean else 'NOT clean'}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return Step(rate, calls, result.elapsed, result.successful, result.failed, clean)
+
+
+def next_probe(steps: Sequence[Step], resolution: float = RESOLUTION) -> int | None:
+    """The rate to try between the highest clean rate and the lowest unclean
+    rate above it: their middle, rounded to :func:`round_rate`. None when
+    there is nothing to narrow (no clean step, or none unclean above it) or
+    the two are within ``resolution`` (a fraction of the clean rate) already.
+    """
+    clean = [step.rate for step in steps if step.clean]
+    if not clean:
+        return None
+    low = max(clean)
+    above = [step.rate for step in steps if not step.clean and step.rate > low]
+    if not above:
+        return None
+    high = min(above)
+    if high - low <= low * resolution:
+        return None
+    probe = round_rate((low + high) / 2)
+    return probe if low < probe < high else None
+
+
+def round_rate(rate: float) -> int:
+    """``rate`` rounded to 10 calls/s below 1,000 and to 50 from there:
+    finer than the ladder's resolution, and rates a reader can compare."""
+    grain = 10 if rate < 1000 else 50
+    return max(grain, round(rate / grain) * grain)
 
 
 def _step_timeout(nominal: float, slack: float = SLACK) -> int:
@@ -367,8 +419,9 @@ async def ladder(
     sipp: str,
     profile: Path | None = None,
     slack: float = SLACK,
+    refine: int = 0,
 ) -> LadderResult:
-    """Climb the ladder of call rates for ``system``; stop after ``patience`` misses."""
+    """Climb the ladder of call rates for ``system`` (:func:`climb`)."""
     out = LadderResult(system)
     try:
         make = _system(system, profile)
@@ -394,7 +447,7 @@ async def ladder(
                     program=sipp,
                 )
 
-            out.steps = await climb(system, rates, seconds, patience, step, slack)
+            out.steps = await climb(system, rates, seconds, patience, step, slack, refine)
         if isinstance(peer, TrioSipProxy):
             # sut_proxy.py's last line: CPU time per packet over the whole ladder.
             for line in peer.logs().splitlines():
@@ -438,6 +491,7 @@ async def server_ladder(
     sipp: str,
     profile: Path | None = None,
     slack: float = SLACK,
+    refine: int = 0,
 ) -> LadderResult:
     """SIPp straight at one server: ``uac`` calls for ``uas``, REGISTERs for ``registrar``."""
     out = LadderResult(system)
@@ -460,7 +514,7 @@ async def server_ladder(
                     program=sipp,
                 )
 
-            out.steps = await climb(system, rates, seconds, patience, step, slack)
+            out.steps = await climb(system, rates, seconds, patience, step, slack, refine)
         _note_distributor(out, server)
     except PeerError as exc:
         out.error = str(exc).splitlines()[0]
@@ -834,6 +888,7 @@ async def run(args: argparse.Namespace) -> int:
     )
     seconds = 2.0 if args.smoke else args.seconds
     slack = SMOKE_SLACK if args.smoke else SLACK
+    refine = 0 if args.smoke else args.refine
     tables = Tables()
     sipp: str | None = None
     if {"proxy", "uas", "uas-cpu", "registrar", "memory"} & set(only):
@@ -846,7 +901,7 @@ async def run(args: argparse.Namespace) -> int:
             print(f"{LABELS[name]}:", file=sys.stderr, flush=True)
             profile = Path(args.profile) if args.profile and name == "trio" else None
             tables.proxy.append(
-                await ladder(name, rates, seconds, args.patience, sipp, profile, slack)
+                await ladder(name, rates, seconds, args.patience, sipp, profile, slack, refine)
             )
     for row, labels, out, row_rates in (
         ("uas", UAS_LABELS, tables.uas, rates),
@@ -863,7 +918,7 @@ async def run(args: argparse.Namespace) -> int:
             )
             out.append(
                 await server_ladder(
-                    row, name, row_rates, seconds, args.patience, sipp, profile, slack
+                    row, name, row_rates, seconds, args.patience, sipp, profile, slack, refine
                 )
             )
     if sipp is not None and "uas-cpu" in only:
@@ -922,6 +977,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seconds", type=float, default=3.0, help="calls per step, in seconds")
     parser.add_argument("--patience", type=int, default=1, help="unclean steps before stopping")
+    parser.add_argument(
+        "--refine",
+        type=int,
+        default=REFINE,
+        help="steps after the ladder, between its highest clean rate and the next unclean one",
+    )
     parser.add_argument("--parser-seconds", type=float, default=2.0)
     parser.add_argument("--profile", help="cProfile the trio proxy into this file")
     parser.add_argument("--profile-uas", help="cProfile trio-sip answer (trio) into this file")
