@@ -522,3 +522,35 @@ async def test_dialogs_on_one_leg_share_our_contact() -> None:
             assert isinstance(arrival.message, Response)
             assert arrival.message.contacts == (first.local_contact,)
         tg.cancel_scope.cancel()
+
+
+async def test_an_ended_dialog_leaves_its_lingering_transactions_light() -> None:
+    # After the BYE the INVITE and BYE transactions wait out Timers L and J
+    # to absorb retransmissions; they need neither the dialog nor the 2xx's
+    # ACK (wait_ack refuses an ended dialog), which would otherwise live as
+    # long, objects the garbage collector walks again and again, a few a call.
+    answered: list[Response] = []
+    async with running_endpoint() as uas, running_endpoint() as uac:
+
+        def answer(request: Request) -> None:
+            answered.append(uas.respond_nowait(request, 200))
+
+        uas.set_request_handler(answer)
+        with anyio.fail_after(BOUND):
+            call = await uac.new_request("INVITE", uri_of(uas))
+            assert (await call.wait_final()).status == 200
+            assert await uas.wait_ack(answered[0]) is not None  # the ACK is in
+            (dialog,) = uas.dialogs
+            bye = await uac.new_request("BYE", call.dialogs[0])
+            assert (await bye.wait_final()).status == 200
+        assert dialog.state is DialogState.TERMINATED
+        assert uas.dialogs == ()
+        lingering = list(uas._server.values())
+        assert len(lingering) == 2
+        assert [tx.dialog for tx in lingering] == [None, None]
+        assert [tx.answered for tx in lingering] == [None, None]
+        with pytest.raises(SIPError, match="no 2xx"):
+            await uas.wait_ack(answered[0])
+        await anyio.sleep(40)  # past 64*T1: they end as before
+        assert uas.statistics().server_transactions == 0
+        assert uas._answered == {}

@@ -213,6 +213,8 @@ class _Pending2xx:
     response: Response
     invite: Request
     dialog: Dialog
+    #: The key of its INVITE transaction: the dialog's end finds it there.
+    key: ServerKey | LegacyServerKey
     #: When the 2xx goes again (None once settled), and when the wait for the ACK ends (64*T1).
     intervals: Iterator[float] | None
     next_at: float
@@ -1450,6 +1452,8 @@ class Endpoint:
             if method == "BYE":
                 self._respond(tx, 200)
                 self._end_dialog(dialog)
+                # What waits out Timer J answers retransmissions only.
+                tx.dialog = None
                 return None
         if method == "OPTIONS":
             self._respond(tx, 200, headers=self._capabilities())
@@ -1613,6 +1617,7 @@ class Endpoint:
                 response,
                 request,
                 tx.dialog,
+                tx.key,
                 intervals=retransmit_intervals(RetransmitKind.INVITE_2XX_RESPONSE, self.config),
                 next_at=math.inf if tx.leg.reliable else now,
                 give_up_at=now + self.config.duration(Timer.H),
@@ -1725,6 +1730,21 @@ class Endpoint:
         self._send_response(pending.response, tx.leg)
         return None
 
+    def _unburden(self, dialog: Dialog, answers: Iterable[_Pending2xx]) -> None:
+        # The dialog is over, so wait_ack raises for its 2xx answers: their
+        # INVITE transactions, which absorb retransmitted INVITEs until
+        # 64*T1, need neither the ACK nor the dialog. Let go of them: what
+        # lives that long, the garbage collector walks again and again. A
+        # 2xx still waiting for its ACK keeps them; it settles later.
+        for pending in answers:
+            if not pending.settled:
+                continue
+            tx = self._server.get(pending.key)
+            if tx is not None and tx.answered is pending:
+                tx.answered = None
+                if tx.dialog is dialog:
+                    tx.dialog = None
+
     def _forget_ack(self, did: DialogId) -> None:
         self._acks.pop(did, None)
 
@@ -1737,7 +1757,9 @@ class Endpoint:
     def _end_dialog(self, dialog: Dialog) -> None:
         dialog.terminate()
         self._dialogs.pop(dialog.id, None)
-        self._answered.pop(dialog.id, None)
+        answers = self._answered.pop(dialog.id, None)
+        if answers:
+            self._unburden(dialog, answers.values())
         if dialog.id in self._acks:
             # The ACK stays for 64*T1 (Timer M): a late 2xx retransmission
             # still gets it, and no new dialog.
