@@ -6,6 +6,7 @@ Run from the repository root::
     python benchmarks/run.py --systems trio,kamailio --seconds 4
     python benchmarks/run.py --only parser
     python benchmarks/run.py --only uas,uas-cpu,registrar,memory
+    python benchmarks/run.py --only uas --repeat 3   # median of three ladders each
     python benchmarks/run.py --smoke             # tiny sizes, lenient time: it still works
 
 Proxy rows: SIPp's built-in ``uac`` calls SIPp's ``uas`` through each
@@ -17,6 +18,9 @@ to ``--refine`` steps halve the gap between the highest clean rate and the
 lowest unclean one above it, until they are within 5% of each other. A
 system's figure is the highest clean rate. Every system runs in its own process
 (ours: ``benchmarks/sut_proxy.py``), the one under test alone with SIPp.
+With ``--repeat N`` the proxy, UAS and registrar rows run every system's
+ladder N times, taking turns, each in a fresh process; the figure is the
+median of the N.
 
 UAS rows: SIPp's ``uac`` calls ``trio-sip answer`` (trio and asyncio) and
 Net::SIP's ``Simple->listen`` directly, on the same ladder and rules.
@@ -63,6 +67,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Final
 
@@ -208,6 +213,47 @@ class LadderResult:
         """The highest clean rate, or None."""
         clean = [s.rate for s in self.steps if s.clean]
         return max(clean) if clean else None
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A system's figure in a row: the median of its rounds (``--repeat``).
+
+    One round is one ladder, in a process of its own. The rounds of a row
+    take turns (every system's first round, then every second one ...), so
+    that a spell of a slower machine falls on all of them alike.
+    """
+
+    system: str
+    rounds: tuple[LadderResult, ...]
+
+    @property
+    def best(self) -> int | None:
+        """The median of the rounds' highest clean rates (of an even number of
+        rounds, the lower middle one: a rate a round reached). A round
+        without a clean step counts as the lowest; None when the median
+        round is one of those."""
+        figures = sorted(self.rounds, key=lambda r: -1 if r.best is None else r.best)
+        return figures[(len(figures) - 1) // 2].best if figures else None
+
+    @property
+    def error(self) -> str | None:
+        """Why there is no figure, when a round failed to run and none has one."""
+        if self.best is not None:
+            return None
+        return next((r.error for r in self.rounds if r.error), None)
+
+    @property
+    def note(self) -> str | None:
+        """Each round's figure (when there are several), and what the last
+        round's system counted."""
+        said = []
+        if len(self.rounds) > 1:
+            said.append("rounds " + ", ".join(_shown(r) for r in self.rounds))
+        last = self.rounds[-1].note if self.rounds else None
+        if last:
+            said.append(last)
+        return "; ".join(said) or None
 
 
 class TrioSipProxy(_PeerContext):
@@ -779,7 +825,7 @@ def _ratio(value: float | None, base: float | None) -> str:
     return f"{value / base:.2f}x"
 
 
-def _shown(r: LadderResult) -> str:
+def _shown(r: LadderResult | Figure) -> str:
     best = r.best
     return f"{best:,}" if best is not None else ("n/a" if r.error else "< ladder")
 
@@ -788,7 +834,7 @@ def _ladder_table(
     title: str,
     unit: str,
     labels: dict[str, str],
-    results: Sequence[LadderResult],
+    results: Sequence[Figure],
     bases: Sequence[tuple[str, str]],
 ) -> None:
     """One table of ladder figures with a ratio column per ``(base system, heading)``."""
@@ -807,10 +853,10 @@ def _ladder_table(
 class Tables:
     """Everything one run measured, for :func:`print_table`."""
 
-    proxy: list[LadderResult] = field(default_factory=list)
-    uas: list[LadderResult] = field(default_factory=list)
+    proxy: list[Figure] = field(default_factory=list)
+    uas: list[Figure] = field(default_factory=list)
     uas_cpu: list[CpuResult] = field(default_factory=list)
-    registrar: list[LadderResult] = field(default_factory=list)
+    registrar: list[Figure] = field(default_factory=list)
     memory: list[MemoryResult] = field(default_factory=list)
     parser: tuple[float, float | str] | None = None
 
@@ -872,6 +918,23 @@ def print_table(tables: Tables) -> None:
             print(f"{'Net::SIP::Packet':<30}{'n/a':>9}  ({theirs})")
 
 
+async def rounds(
+    repeat: int,
+    systems: Sequence[str],
+    labels: dict[str, str],
+    measure: Callable[[str], Awaitable[LadderResult]],
+) -> list[Figure]:
+    """``repeat`` rounds of one row: each system's ladder (``measure``) in
+    turn, then all of them again; one :class:`Figure` per system."""
+    results: dict[str, list[LadderResult]] = {name: [] for name in systems}
+    for index in range(repeat):
+        for name in systems:
+            said = f" (round {index + 1} of {repeat})" if repeat > 1 else ""
+            print(f"{labels[name]}{said}:", file=sys.stderr, flush=True)
+            results[name].append(await measure(name))
+    return [Figure(name, tuple(found)) for name, found in results.items()]
+
+
 async def run(args: argparse.Namespace) -> int:
     """Run the selected benchmarks and print the table."""
     systems = [s for s in args.systems.split(",") if s]
@@ -882,6 +945,8 @@ async def run(args: argparse.Namespace) -> int:
     for name in only:
         if name not in ROWS:
             raise SystemExit(f"unknown benchmark {name!r}; choose from {', '.join(ROWS)}")
+    if args.repeat < 1:
+        raise SystemExit("--repeat must be at least 1")
     rates = SMOKE_LADDER if args.smoke else tuple(int(r) for r in args.rates.split(","))
     register_rates = (
         SMOKE_LADDER if args.smoke else tuple(int(r) for r in args.register_rates.split(","))
@@ -897,30 +962,36 @@ async def run(args: argparse.Namespace) -> int:
         except PeerMissing as exc:
             print(f"SIPp benchmarks skipped: {exc}", file=sys.stderr)
     if sipp is not None and "proxy" in only:
-        for name in systems:
-            print(f"{LABELS[name]}:", file=sys.stderr, flush=True)
+        proxy_sipp = sipp  # for the closure: not None
+
+        async def proxy_round(name: str) -> LadderResult:
             profile = Path(args.profile) if args.profile and name == "trio" else None
-            tables.proxy.append(
-                await ladder(name, rates, seconds, args.patience, sipp, profile, slack, refine)
+            return await ladder(
+                name, rates, seconds, args.patience, proxy_sipp, profile, slack, refine
             )
-    for row, labels, out, row_rates in (
-        ("uas", UAS_LABELS, tables.uas, rates),
-        ("registrar", REGISTRAR_LABELS, tables.registrar, register_rates),
-    ):
-        if sipp is None or row not in only:
-            continue
-        for name in (s for s in systems if s in labels):
-            print(f"{labels[name]}:", file=sys.stderr, flush=True)
+
+        tables.proxy = await rounds(args.repeat, systems, LABELS, proxy_round)
+    if sipp is not None:
+        server_sipp = sipp
+
+        async def server_round(row: str, row_rates: Sequence[int], name: str) -> LadderResult:
             profile = (
                 Path(args.profile_uas)
                 if row == "uas" and args.profile_uas and name == "trio"
                 else None
             )
-            out.append(
-                await server_ladder(
-                    row, name, row_rates, seconds, args.patience, sipp, profile, slack, refine
-                )
+            return await server_ladder(
+                row, name, row_rates, seconds, args.patience, server_sipp, profile, slack, refine
             )
+
+        if "uas" in only:
+            names = [s for s in systems if s in UAS_LABELS]
+            measure = partial(server_round, "uas", rates)
+            tables.uas = await rounds(args.repeat, names, UAS_LABELS, measure)
+        if "registrar" in only:
+            names = [s for s in systems if s in REGISTRAR_LABELS]
+            measure = partial(server_round, "registrar", register_rates)
+            tables.registrar = await rounds(args.repeat, names, REGISTRAR_LABELS, measure)
     if sipp is not None and "uas-cpu" in only:
         cpu_rate = SMOKE_LADDER[0] if args.smoke else args.cpu_rate
         warmup = SMOKE_CPU_WARMUP if args.smoke else CPU_WARMUP
@@ -982,6 +1053,13 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=REFINE,
         help="steps after the ladder, between its highest clean rate and the next unclean one",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="ladders per system in the proxy, UAS and registrar rows, taking turns; "
+        "each figure is the median",
     )
     parser.add_argument("--parser-seconds", type=float, default=2.0)
     parser.add_argument("--profile", help="cProfile the trio proxy into this file")

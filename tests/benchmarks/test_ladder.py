@@ -107,3 +107,57 @@ async def test_refine_bounds_the_extra_steps() -> None:
     steps = await run.climb("model", (700, 1000, 1200), 3.0, 1, bare.step)
     assert bare.rates == [700, 1000, 1200]
     assert run.LadderResult("model", steps).best == 1000
+
+
+def _round(system: str, best: int | None, error: str | None = None) -> object:
+    steps = _steps((100, True), (best, True), (best + 100, False)) if best else _steps((100, False))
+    return run.LadderResult(system, [] if error else steps, error=error)
+
+
+def test_a_figure_is_the_median_of_its_rounds() -> None:
+    figure = run.Figure(
+        "model", (_round("model", 2250), _round("model", 1950), _round("model", 2000))
+    )
+    assert figure.best == 2000
+    assert figure.error is None
+    assert figure.note == "rounds 2,250, 1,950, 2,000"
+    # Of an even number, the lower middle one: a rate some round reached.
+    assert run.Figure("model", (_round("model", 700), _round("model", 400))).best == 400
+    assert run.Figure("model", (_round("model", 700),)).best == 700
+    assert run.Figure("model", (_round("model", 700),)).note is None
+
+
+def test_a_round_without_a_clean_step_counts_as_the_lowest() -> None:
+    rounds = (_round("model", None), _round("model", 500), _round("model", 700))
+    assert run.Figure("model", rounds).best == 500
+    rounds = (_round("model", None), _round("model", None), _round("model", 700))
+    figure = run.Figure("model", rounds)
+    assert figure.best is None
+    assert figure.note == "rounds < ladder, < ladder, 700"
+
+
+def test_a_figure_says_why_its_rounds_failed() -> None:
+    rounds = (_round("model", None, error="perl not found"),) * 2
+    figure = run.Figure("model", rounds)
+    assert figure.best is None
+    assert figure.error == "perl not found"
+    more = (_round("model", 300), _round("model", 400), _round("model", 500))
+    figure = run.Figure("model", (*rounds, *more))
+    assert (figure.best, figure.error) == (300, None)
+
+
+@pytest.mark.anyio
+async def test_rounds_take_turns() -> None:
+    order: list[str] = []
+    limits = {"a": [1000, 1200, 1100], "b": [400, 700, 500]}
+
+    async def measure(name: str) -> object:
+        order.append(name)
+        system = ModelSystem(limits[name].pop(0))
+        steps = await run.climb(name, (300, 400, 500, 700, 1000, 1200, 1400), 3.0, 1, system.step)
+        return run.LadderResult(name, steps)
+
+    figures = await run.rounds(3, ["a", "b"], {"a": "A", "b": "B"}, measure)
+    assert order == ["a", "b", "a", "b", "a", "b"]
+    assert [(f.system, f.best) for f in figures] == [("a", 1000), ("b", 500)]
+    assert [r.best for r in figures[1].rounds] == [400, 700, 500]
