@@ -249,7 +249,7 @@ class Figure:
         round's system counted."""
         said = []
         if len(self.rounds) > 1:
-            said.append("rounds " + ", ".join(_shown(r) for r in self.rounds))
+            said.append("rounds " + " / ".join(_shown(r) for r in self.rounds))
         last = self.rounds[-1].note if self.rounds else None
         if last:
             said.append(last)
@@ -961,18 +961,14 @@ async def run(args: argparse.Namespace) -> int:
             sipp = find_program("sipp", "sip-tester")
         except PeerMissing as exc:
             print(f"SIPp benchmarks skipped: {exc}", file=sys.stderr)
-    if sipp is not None and "proxy" in only:
-        proxy_sipp = sipp  # for the closure: not None
+    if sipp is not None:
+        program = sipp  # for the closures: known not to be None
 
         async def proxy_round(name: str) -> LadderResult:
             profile = Path(args.profile) if args.profile and name == "trio" else None
             return await ladder(
-                name, rates, seconds, args.patience, proxy_sipp, profile, slack, refine
+                name, rates, seconds, args.patience, program, profile, slack, refine
             )
-
-        tables.proxy = await rounds(args.repeat, systems, LABELS, proxy_round)
-    if sipp is not None:
-        server_sipp = sipp
 
         async def server_round(row: str, row_rates: Sequence[int], name: str) -> LadderResult:
             profile = (
@@ -981,9 +977,11 @@ async def run(args: argparse.Namespace) -> int:
                 else None
             )
             return await server_ladder(
-                row, name, row_rates, seconds, args.patience, server_sipp, profile, slack, refine
+                row, name, row_rates, seconds, args.patience, program, profile, slack, refine
             )
 
+        if "proxy" in only:
+            tables.proxy = await rounds(args.repeat, systems, LABELS, proxy_round)
         if "uas" in only:
             names = [s for s in systems if s in UAS_LABELS]
             measure = partial(server_round, "uas", rates)

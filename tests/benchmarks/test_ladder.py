@@ -120,7 +120,7 @@ def test_a_figure_is_the_median_of_its_rounds() -> None:
     )
     assert figure.best == 2000
     assert figure.error is None
-    assert figure.note == "rounds 2,250, 1,950, 2,000"
+    assert figure.note == "rounds 2,250 / 1,950 / 2,000"
     # Of an even number, the lower middle one: a rate some round reached.
     assert run.Figure("model", (_round("model", 700), _round("model", 400))).best == 400
     assert run.Figure("model", (_round("model", 700),)).best == 700
@@ -133,7 +133,7 @@ def test_a_round_without_a_clean_step_counts_as_the_lowest() -> None:
     rounds = (_round("model", None), _round("model", None), _round("model", 700))
     figure = run.Figure("model", rounds)
     assert figure.best is None
-    assert figure.note == "rounds < ladder, < ladder, 700"
+    assert figure.note == "rounds < ladder / < ladder / 700"
 
 
 def test_a_figure_says_why_its_rounds_failed() -> None:
