@@ -238,7 +238,8 @@ class Figure:
 
     @property
     def error(self) -> str | None:
-        """Why there is no figure, when a round failed to run and none has one."""
+        """Why there is no figure (the median round has none): the first
+        error a round met, if any (else the table says "< ladder")."""
         if self.best is not None:
             return None
         return next((r.error for r in self.rounds if r.error), None)
