@@ -124,6 +124,32 @@ async def test_a_port_held_elsewhere_is_not_taken(proto: str) -> None:
                 pass
 
 
+_RMEM_MAX = "/proc/sys/net/core/rmem_max"
+
+
+@pytest.mark.skipif(not os.path.exists(_RMEM_MAX), reason="Linux caps SO_RCVBUF at rmem_max")
+def test_a_receive_buffer_capped_by_the_system_is_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with open(_RMEM_MAX) as limit:
+        rmem_max = int(limit.read())
+    caplog.set_level("INFO", logger="trio_sip.transport")
+    roomy = UDPLeg("127.0.0.1", receive_buffer=4 * rmem_max)
+    roomy.bind_nowait()
+    modest = UDPLeg("127.0.0.1", receive_buffer=4096)
+    modest.bind_nowait()
+    try:
+        said = [r.getMessage() for r in caplog.records]
+        # Asked more than the system allows: said, with what it gave and the knob.
+        assert len(said) == 1, said
+        assert f"udp 127.0.0.1:{roomy.port}:" in said[0]
+        assert f"receive buffer of {2 * rmem_max} bytes, not {4 * rmem_max}" in said[0]
+        assert "net.core.rmem_max" in said[0]
+    finally:
+        roomy.close()
+        modest.close()
+
+
 def _open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 
 import anyio
@@ -13,6 +14,8 @@ from .leg import Address, Leg, PacketHandler, TransportFailure, map_os_error
 from .readable import Drain, ReadLoop
 
 __all__ = ["UDPLeg", "MAX_DATAGRAM"]
+
+log = logging.getLogger("trio_sip.transport")
 
 #: The largest UDP payload (RFC 3261 section 18.1.1 allows up to 65,535 bytes).
 MAX_DATAGRAM = 65535
@@ -93,15 +96,35 @@ class UDPLeg(Leg):
         if sock.gettimeout() != 0.0:
             sock.setblocking(False)
         wanted = self.receive_buffer
-        with contextlib.suppress(OSError):
-            # Room for a burst: the kernel's default holds about a hundred
-            # small datagrams (it counts buffer overhead too). It caps the
-            # value at net.core.rmem_max without an error.
-            if wanted is not None and sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < wanted:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, wanted)
+        if wanted is not None:
+            self._grow_receive_buffer(sock, wanted)
         self._raw = sock
         if self.port == 0 or self._sock is not None:
             self.port = sock.getsockname()[1]  # what the system chose (or a given socket's)
+
+    def _grow_receive_buffer(self, sock: socket.socket, wanted: int) -> None:
+        # Room for a burst: the kernel's default holds about a hundred small
+        # datagrams (it counts buffer overhead too), a pause of the process
+        # (a garbage collection) at a thousand calls a second overflows it.
+        with contextlib.suppress(OSError):
+            if sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= wanted:
+                return
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, wanted)
+            # Linux caps the value at net.core.rmem_max without an error (and
+            # reports twice what it keeps, for its bookkeeping); a stock
+            # system keeps a fifth of RECEIVE_BUFFER. Logged, so that drops
+            # under load are not a mystery; as information, not a warning:
+            # a one-shot client (an OPTIONS ping) needs no burst room.
+            granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            if granted < wanted:
+                log.info(
+                    "udp %s:%d: the system gave a receive buffer of %d bytes, not %d;"
+                    " bursts may be dropped (raise net.core.rmem_max on Linux)",
+                    self.host,
+                    sock.getsockname()[1],
+                    granted,
+                    wanted,
+                )
 
     async def serve(self, handler: PacketHandler) -> None:
         """Receive datagrams until the leg closes; each goes to ``handler`` at once."""
