@@ -126,6 +126,13 @@ def uri_transport(uri: URI) -> str:
     return "tls" if uri.is_secure else "udp"
 
 
+def _allowed(transports: Collection[str] | None) -> list[str]:
+    # None is every transport of TRANSPORTS; an empty collection is a caller
+    # that can send over none.
+    wanted = TRANSPORTS if transports is None else transports
+    return [t for t in (*TRANSPORTS, "ws", "wss") if t in wanted]
+
+
 def _strip_brackets(host: str) -> str:
     return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
@@ -330,7 +337,7 @@ class DNSResolver:
         (default :data:`TRANSPORTS`). Raises :class:`ResolveError` whose message
         starts with a :class:`ResolveFailure` value when there is no target.
         """
-        allowed = [t for t in (*TRANSPORTS, "ws", "wss") if t in (transports or TRANSPORTS)]
+        allowed = _allowed(transports)
         try:
             with anyio.fail_after(self.resolve_bound):
                 return await self._resolve(uri, allowed)
@@ -378,10 +385,11 @@ class DNSResolver:
             targets = await self._address_targets(target, transport, uri.port, hostname, errors)
         elif explicit is not None:
             # Section 4.2: a transport but no port: SRV for that transport.
-            targets = await self._srv_targets(target, explicit, hostname, errors)
-            if not targets:
+            srv = await self._srv_targets(target, explicit, hostname, errors)
+            if srv is None:
                 port = _default_port(explicit)
-                targets = await self._address_targets(target, explicit, port, hostname, errors)
+                srv = await self._address_targets(target, explicit, port, hostname, errors)
+            targets = srv
         else:
             targets = await self._locate(uri, target, allowed, hostname, errors)
         if not targets:
@@ -399,8 +407,13 @@ class DNSResolver:
         """Neither transport nor port given: NAPTR, else SRV, else A/AAAA."""
         services = await self._naptr_services(target, uri.is_secure, allowed, errors)
         targets: list[Target] = []
+        # RFC 2782 "Usage rules", RFC 3263 section 4.2: the domain's own
+        # addresses are a fallback only when no SRV records were found; an
+        # SRV set that leads nowhere ("." or targets without addresses) is
+        # the domain's answer.
+        srv_found = False
         if services:
-            calls = [
+            calls: list[Callable[[], Awaitable[list[Target] | None]]] = [
                 partial(self._srv_targets_at, name, transport, hostname, errors)
                 if flag == "s"
                 else partial(
@@ -413,8 +426,10 @@ class DNSResolver:
                 )
                 for transport, flag, name in services
             ]
-            for found in await _gather(calls):
-                targets.extend(found)
+            for (_, flag, _), found in zip(services, await _gather(calls), strict=True):
+                if found is not None:
+                    srv_found = srv_found or flag == "s"
+                    targets.extend(found)
             # Section 4.2: no SRV behind the chosen NAPTR: A/AAAA of the
             # target with that transport's default port.
             fallback = services[0][0]
@@ -431,9 +446,11 @@ class DNSResolver:
                 for transport in candidates
             ]
             for found in await _gather(calls) if calls else []:
-                targets.extend(found)
+                if found is not None:
+                    srv_found = True
+                    targets.extend(found)
             fallback = _default_transport(uri, allowed)
-        if targets:
+        if targets or srv_found:
             return targets
         port = _default_port(fallback)
         return await self._address_targets(target, fallback, port, hostname, errors)
@@ -491,23 +508,29 @@ class DNSResolver:
 
     async def _srv_targets(
         self, domain: str, transport: str, hostname: str | None, errors: _Errors
-    ) -> list[Target]:
+    ) -> list[Target] | None:
         return await self._srv_targets_at(
             f"{SRV_PREFIXES[transport]}.{domain}", transport, hostname, errors
         )
 
     async def _srv_targets_at(
         self, name: str, transport: str, hostname: str | None, errors: _Errors
-    ) -> list[Target]:
-        """Targets of the SRV set at ``name``, in RFC 2782 order."""
+    ) -> list[Target] | None:
+        """Targets of the SRV set at ``name``, in RFC 2782 order; None when
+        there is no SRV set (none, or the lookup failed), which is when
+        RFC 2782 falls back to the domain's addresses."""
         try:
             records = await self._lookup(name, dns.rdatatype.SRV)
         except ResolveError as exc:
             errors.note(exc)
-            return []
+            return None
+        if not records:
+            return None
         # RFC 2782: a lone record with target "." says the service is
         # decidedly not available here; a "." among others is skipped.
         usable = [r for r in records if _domain(r.target) and r.port]
+        if not usable:
+            errors.note(_error(ResolveFailure.NOT_FOUND, f"SRV {name}: service not available"))
         ordered = order_srv(usable, self.rng)[: self.max_srv_targets]
         calls = [
             partial(
@@ -684,11 +707,13 @@ class SystemResolver:
 
     async def resolve(self, uri: URI, *, transports: Collection[str] | None = None) -> list[Target]:
         """Targets for ``uri`` (``maddr`` overrides the host)."""
-        transport = uri_transport(uri)
+        # RFC 3263 section 4.1: the transport parameter as DNSResolver reads
+        # it (never UDP for sips, no stand-in for one we lack).
+        transport = _explicit_transport(uri, _allowed(transports)) or uri_transport(uri)
         if transports is not None and transport not in transports:
             raise _error(ResolveFailure.NO_TRANSPORT, f"no {transport} for {uri}")
         host = _strip_brackets(uri.maddr or uri.host)
-        port = uri.port or (5061 if transport == "tls" else 5060)
+        port = uri.port or _default_port(transport)
         hostname = None if is_ip_literal(uri.host) else uri.host
         if is_ip_literal(host):
             return [Target(transport, host, port, hostname)]
