@@ -34,9 +34,9 @@ async def test_inline_path_forwards_like_the_full_path() -> None:
             full_path: list[Request] = []
             forward = proxy._forward
 
-            async def counted(request: Request, *args: object) -> bool:
+            async def counted(request: Request, *args: object, **kwargs: object) -> bool:
                 full_path.append(request)
-                return await forward(request, *args)  # type: ignore[arg-type]
+                return await forward(request, *args, **kwargs)  # type: ignore[arg-type]
 
             proxy._forward = counted  # type: ignore[method-assign]
             here = disp.legs[0].address

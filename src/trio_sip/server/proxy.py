@@ -220,7 +220,7 @@ class StatelessProxy:
         if self.rewrite_contact or self.domains is not None:
             return False
         headers = request.headers
-        if "route" in headers:
+        if "route" in headers or "proxy-require" in headers:
             return False
         max_forwards = request.max_forwards
         if max_forwards == 0:
@@ -344,6 +344,14 @@ class StatelessProxy:
             else:
                 await self._reply(request, 483, leg)
             return
+        # Section 16.3 step 5: we implement no extension a proxy must support.
+        # An ACK cannot be answered (and RFC 3261 forbids the header in the
+        # ACK of a non-2xx response): it goes on.
+        if "proxy-require" in headers and method != "ACK":
+            tags = headers.values("proxy-require")
+            if tags:
+                await self._reply(request, 420, leg, headers=[("Unsupported", ", ".join(tags))])
+                return
         headers.set("Max-Forwards", str(max_forwards - 1))
         routed_here = False
         # Section 16.4: a strict router before us put our Record-Route URI in
@@ -359,7 +367,8 @@ class StatelessProxy:
         # Section 16.4: remove our own Route values (two after a double Record-Route).
         while True:
             first = headers.first_value("route")
-            if first is None or not self.is_ours(NameAddr.parse(first).uri):
+            route_uri = NameAddr.parse(first).uri if first is not None else None
+            if route_uri is None or not self.is_ours(route_uri):
                 break
             headers.pop_first_value("route")
             routed_here = True
@@ -371,7 +380,16 @@ class StatelessProxy:
                 routed_here = True
         uri = request.uri
         has_route = "route" in headers
-        if not has_route:
+        next_hop: URI | None = None
+        if has_route:
+            if route_uri is not None and not route_uri.lr:
+                # Section 16.6 step 6: the next hop is a strict router (RFC
+                # 2543); it expects its URI as Request-URI, and ours goes last
+                # in Route. Step 7: the request goes to that Request-URI.
+                headers.pop_first_value("route")
+                headers.add("Route", f"<{request.uri_text}>")
+                request.uri = next_hop = route_uri
+        else:
             local = self._is_local(uri)
             if (
                 not local
@@ -410,7 +428,7 @@ class StatelessProxy:
                     return
                 # Section 16.5/16.6 step 2: the target replaces the Request-URI.
                 request.uri = URI.parse(bindings[0].contact)
-        await self._forward(request, leg)
+        await self._forward(request, leg, next_hop=next_hop)
 
     def _branch(self, request: Request, leg: Leg) -> tuple[str, str]:
         """Our branch for ``request`` leaving on ``leg``, and its loop-detection part.
@@ -420,8 +438,8 @@ class StatelessProxy:
         hashes the incoming top Via (its branch names the transaction; CANCEL
         and the non-2xx ACK carry their INVITE's) and the leg. The second
         half hashes what a looping request keeps on every turn (section 16.6
-        step 8: Request-URI, From, Call-ID, CSeq number); a spiral, with a
-        new Request-URI, gets a new one.
+        step 8: Request-URI, Route, From, Call-ID, CSeq number); a spiral,
+        with a new Request-URI or Route set, gets a new one.
         """
         headers = request.headers
         via = headers.first_value("via") or ""
@@ -431,8 +449,12 @@ class StatelessProxy:
         first = hashlib.blake2b(
             f"{via}|{leg.proto}:{leg.port}".encode("utf-8", "surrogateescape"), digest_size=8
         )
+        # Route too: a Route set that passes us twice is a spiral, not a loop
+        # (section 16.6 step 8: all that affects routing).
+        routes = headers.get_all("route")
         invariant = (
             f"{request.uri_text}|{headers.get('from')}|{headers.get('call-id')}|{request.cseq.seq}"
+            f"|{'|'.join(routes) if routes else ''}"
         )
         loop = hashlib.blake2b(invariant.encode("utf-8", "surrogateescape"), digest_size=8)
         loop_part = loop.hexdigest()
@@ -510,10 +532,14 @@ class StatelessProxy:
         in_leg: Leg,
         targets: list[Target] | None = None,
         record: bool | None = None,
+        next_hop: URI | None = None,
     ) -> bool:
         if targets is None:
             try:
-                targets = await self._targets(request)
+                # A strict router as next hop is reached by the Request-URI,
+                # not by the first Route (section 16.6 step 7).
+                routing = request if next_hop is None else Request(request.method, next_hop)
+                targets = await self._targets(routing)
             except DeliveryError:
                 targets = []
         headers = request.headers
