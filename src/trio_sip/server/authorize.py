@@ -39,7 +39,8 @@ __all__ = [
     "CredentialLookup",
 ]
 
-#: What a user's secret is: the password, or H(user:realm:password) per algorithm.
+#: What a user's secret is: the password, or H(user:realm:password) per algorithm
+#: (a ``-sess`` algorithm falls back to the value of its plain variant).
 Secret = str | Mapping[Algorithm, str]
 
 #: An async lookup of a user's secret (None: no such user).
@@ -147,7 +148,8 @@ class Authorize:
     sections 22.2, 22.3). ``methods`` limits which requests need
     authentication (all but ``exempt`` when None); ACK and CANCEL are exempt
     by default: they follow their INVITE (section 22.1). With
-    ``check_from``, the user must be the one in From.
+    ``check_from``, the user must be the one in From, and for a REGISTER
+    also the one in To, whose bindings change (section 10.3 step 4).
 
     Returns False (pass on) for an authenticated request, True when it
     answered (a challenge, 400, 403) or absorbed the ACK of a challenge.
@@ -255,6 +257,10 @@ class Authorize:
             return await self._refuse(packet, leg, 403, "Replayed credentials")
         if self.check_from and packet.from_.uri.user != user:
             return await self._refuse(packet, leg, 403, "User does not match From")
+        if self.check_from and method == "REGISTER" and packet.to.uri.user != user:
+            # Section 10.3 step 4: else any user could bind a device of hers
+            # to another user's AOR and receive his calls.
+            return await self._refuse(packet, leg, 403, "User does not match To")
         self._accepted += 1
         return False
 
@@ -295,6 +301,10 @@ def _verify(
     if isinstance(secret, str):
         return verify(credentials, method=request.method, body=request.body, password=secret)
     ha1 = secret.get(algorithm)
+    if ha1 is None and algorithm.is_session:
+        # RFC 7616 section 3.4.2: the -sess H(A1) is made from the plain one,
+        # which verify() is given; ha1() cannot make a -sess one without a nonce.
+        ha1 = secret.get(Algorithm(algorithm.value.removesuffix("-sess")))
     if ha1 is None:
         return False
     return verify(credentials, method=request.method, body=request.body, ha1=ha1, username=user)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -29,14 +30,27 @@ __all__ = ["Registrar", "RegistrarStatistics", "aor_of"]
 
 log = logging.getLogger(__name__)
 
+# RFC 3261 section 25.1: user = 1*( unreserved / escaped / user-unreserved );
+# quote() keeps letters, digits and "_.-~" of unreserved itself.
+_USER_UNESCAPED = "!*'()&=+$,;?/"
+
 
 def aor_of(uri: URI) -> str:
     """The canonical address-of-record of ``uri`` (section 10.3 step 5).
 
-    ``scheme:user@host``: parameters, port and headers dropped, the host
-    lower-cased (domains compare case-insensitively, users do not).
+    ``scheme:user@host``: parameters, port and headers dropped, escapes in
+    the user unescaped, the host lower-cased (domains compare
+    case-insensitively, users do not).
     """
-    user = f"{uri.user}@" if uri.user else ""
+    user = uri.user
+    if user and "%" in user and user.isascii():
+        # Step 5: "any escaped characters MUST be converted to their unescaped
+        # form", as URI comparison (19.1.4) decodes them: sip:%61lice@ is
+        # alice. What the user grammar cannot hold bare (a space, "@", a byte
+        # that is not UTF-8) stays escaped, in upper case: one ASCII key each.
+        raw = urllib.parse.unquote_to_bytes(user)
+        user = urllib.parse.quote_from_bytes(raw, safe=_USER_UNESCAPED)
+    user = f"{user}@" if user else ""
     return f"{uri.scheme}:{user}{uri.host.lower()}"
 
 
@@ -64,7 +78,8 @@ class Registrar:
     ``domains``: when given, only AORs in these domains are accepted (403
     otherwise). ``default_expires`` applies when the request gives none;
     longer requests are cut to ``max_expires``; shorter than
-    ``min_expires`` (but not 0) get 423 with Min-Expires. ``clock`` gives
+    ``min_expires`` (but not 0, and under an hour) get 423 with
+    Min-Expires. No extension is supported: a Require gets 420. ``clock`` gives
     the absolute time bindings expire against (epoch seconds by default,
     so that a persistent store survives a restart).
     """
@@ -165,22 +180,35 @@ class Registrar:
         return True
 
     def _expires_of(self, contact: NameAddr | None, header: int | None) -> int:
-        # Section 10.2.1.1 / 10.3 step 6: the contact's parameter, else the
+        # Section 10.2.1.1 / 10.3 step 7: the contact's parameter, else the
         # Expires header, else the local default; then the upper limit.
         value: int | None = None
         if contact is not None:
             param = contact.params.get("expires")
             if param is not None:
-                if not param.isdigit():
+                # delta-seconds = 1*DIGIT, ASCII only (str.isdigit() takes
+                # "\u00b2", which int() refuses). A value past the 2**32-1 of
+                # section 20.19 is cut there, as max_expires cuts it anyway,
+                # before int() meets its digit limit on a huge one.
+                if not (param.isascii() and param.isdigit()):
                     raise _Reject(400, "Bad expires parameter")
-                value = int(param)
+                digits = param.lstrip("0") or "0"
+                value = int(digits) if len(digits) <= 10 else 2**32 - 1
         if value is None:
             value = header if header is not None else self.default_expires
-        if 0 < value < self.min_expires:
+        # Step 7: 423 "if and only if" the interval is above zero, below one
+        # hour and below our minimum.
+        if 0 < value < min(self.min_expires, 3600):
             raise _Reject(423, None, ("Min-Expires", str(self.min_expires)))
         return min(value, self.max_expires)
 
     async def _register(self, request: Request, leg: Leg, from_addr: Address) -> list[Binding]:
+        # Step 2: Require is processed as a UAS does (section 8.2.2.3). No
+        # option tag is supported, Path (RFC 3327) included: a silent 200
+        # would drop the Path the UA's edge proxy depends on.
+        required = request.headers.values("require")
+        if required:
+            raise _Reject(420, None, ("Unsupported", ", ".join(dict.fromkeys(required))))
         to_uri = request.to.uri
         # Step 3: the To URI must be an AOR of a domain we are responsible for.
         if not to_uri.is_sip:

@@ -61,7 +61,9 @@ class Binding:
         """The Contact header value a registrar returns for it (RFC 3261 10.3 step 8)."""
         value = f"<{self.contact}>;expires={self.remaining(now)}"
         if self.q is not None:
-            value += f";q={self.q:g}"
+            # qvalue allows three decimals at most (RFC 3261 section 25.1);
+            # "{:g}" would write 1e-05.
+            value += ";q=" + f"{self.q:.3f}".rstrip("0").rstrip(".")
         if self.instance_id is not None:
             value += f";+sip.instance={self.instance_id}"
         if self.reg_id is not None:
