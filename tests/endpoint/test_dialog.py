@@ -96,8 +96,9 @@ def test_in_dialog_request_loose_routing_and_cseq() -> None:
     assert bye.headers.get_all("route") == ["<sip:p2.example;lr>", "<sip:p1.example;lr>"]
     assert bye.cseq.seq == 11
     assert bye.cseq.method == "BYE"
-    assert bye.from_.tag == "alicetag"
-    assert bye.to.tag == "bobtag"
+    # The tags as the exchange wrote them, not re-spelt (peers compare them byte for byte).
+    assert bye.from_.tag == "AliceTag"
+    assert bye.to.tag == "BobTag"
     assert bye.headers.get("reason") == "SIP;cause=200"
     assert dialog.create_request("INFO").cseq.seq == 12
 

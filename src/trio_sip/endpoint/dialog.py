@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from ..errors import SIPError
-from ..message import URI, CSeq, Headers, NameAddr, Request, Response
+from ..message import URI, CSeq, Headers, NameAddr, Request, Response, canonical_name
 
 __all__ = [
     "DIALOG_CREATING_METHODS",
@@ -105,6 +105,9 @@ class Dialog:
     """
 
     call_id: str
+    #: The tags as written in the dialog-creating exchange: our requests
+    #: repeat them byte for byte (stacks that compare tags case-sensitively
+    #: would answer a re-spelt one 481); :attr:`id` holds them lower-cased.
     local_tag: str
     remote_tag: str
     #: The From URI for our requests and the To URI (12.1.1, 12.1.2), tags aside.
@@ -129,7 +132,7 @@ class Dialog:
     _id: DialogId = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self._id = DialogId(self.call_id, self.local_tag, self.remote_tag)
+        self._id = DialogId(self.call_id, self.local_tag.lower(), self.remote_tag.lower())
 
     # ----- creation ---------------------------------------------------------------
 
@@ -151,8 +154,8 @@ class Dialog:
         local_contacts = request.contacts
         return cls(
             call_id=request.call_id,
-            local_tag=local_tag.lower(),
-            remote_tag=remote_tag.lower(),
+            local_tag=local_tag,
+            remote_tag=remote_tag,
             local_uri=NameAddr(request.from_.uri, request.from_.display_name),
             remote_uri=NameAddr(request.to.uri, request.to.display_name),
             remote_target=target,
@@ -181,19 +184,20 @@ class Dialog:
         The route set is the request's Record-Route in its order, the remote
         target the request's Contact, the remote sequence number its CSeq;
         the local sequence number starts empty. ``confirmed`` for a 2xx,
-        else the dialog is early. Raises :class:`DialogError` when the
-        request has no Contact (12.1.1 needs one) or no From tag.
+        else the dialog is early. A request without From tag (RFC 2543)
+        gives the null remote tag ``""`` (12.1.1). Raises
+        :class:`DialogError` when the request has no Contact (12.1.1 needs one).
         """
         target = _contact_target(request)
         if target is None:
             raise DialogError(f"{request.method} without Contact cannot create a dialog")
-        remote_tag = request.from_.tag
-        if remote_tag is None:
-            raise DialogError("a request without From tag cannot create a dialog")
         return cls(
             call_id=request.call_id,
-            local_tag=local_tag.lower(),
-            remote_tag=remote_tag.lower(),
+            local_tag=local_tag,
+            # 12.1.1: "A UAS MUST be prepared to receive a request without a
+            # tag in the From field, in which case the tag is considered to
+            # have a value of null" (as dialog_id_of_request has it).
+            remote_tag=request.from_.tag or "",
             local_uri=NameAddr(request.to.uri, request.to.display_name),
             remote_uri=NameAddr(request.from_.uri, request.from_.display_name),
             remote_target=target,
@@ -283,7 +287,9 @@ class Dialog:
             headers.add("Route", str(route))
         headers.add("Max-Forwards", "70")
         headers.add("From", str(self.local_uri.with_tag(self.local_tag)))
-        headers.add("To", str(self.remote_uri.with_tag(self.remote_tag)))
+        # The null remote tag of an RFC 2543 peer (12.1.1) is no tag at all.
+        remote = self.remote_uri.with_tag(self.remote_tag) if self.remote_tag else self.remote_uri
+        headers.add("To", str(remote))
         headers.add("Call-ID", self.call_id)
         headers.add("CSeq", str(CSeq(seq, method)))
         return Request(method, uri, headers)
@@ -308,14 +314,22 @@ class Dialog:
         """A request inside the dialog (12.2.1.1), without Via (the transport adds it).
 
         Takes the next local CSeq number; target refresh requests carry our
-        Contact. ``headers`` are appended; Content-Length is set.
+        Contact unless ``headers`` bring one. ``headers`` are appended;
+        Content-Length is set.
         """
         if method in ("ACK", "CANCEL"):
             raise DialogError(f"{method} is built from its INVITE, not from the dialog")
         request = self._base(method, self.next_seq())
-        if method in TARGET_REFRESH_METHODS and self.local_contact is not None:
+        extra = headers if isinstance(headers, (list, tuple)) else list(headers)
+        if (
+            method in TARGET_REFRESH_METHODS
+            and self.local_contact is not None
+            # 8.1.1.8: one Contact URI in an INVITE; a caller's new Contact
+            # must not come after the old one, which the peer would take.
+            and not any(canonical_name(name) == "contact" for name, _ in extra)
+        ):
             request.headers.add("Contact", str(self.local_contact))
-        for name, value in headers:
+        for name, value in extra:
             request.headers.add(name, value)
         request.headers.set("Content-Length", str(len(body)))
         request.body = body
