@@ -134,6 +134,28 @@ async def test_replayed_nonce_count_is_refused_but_a_higher_one_passes() -> None
         )
 
 
+@pytest.mark.virtual_time
+@pytest.mark.parametrize("tampered", [False, True])
+async def test_a_captured_request_replayed_after_its_transaction_is_refused(
+    tampered: bool,
+) -> None:
+    # The same branch and nonce count as an accepted REGISTER, once the
+    # Dispatcher's response cache (64*T1) no longer absorbs it: a replay, the
+    # more so with its Contact changed (qop=auth does not cover headers).
+    clock = Clock()
+    async with running(clock=clock) as (peer, auth, dst):
+        (chosen, _) = challenges(final(await exchange(peer, dst, register(peer, 1))))
+        accepted = register(peer, 2, f"Authorization: {answer(chosen)}")
+        assert final(await exchange(peer, dst, accepted)).status == 200
+        await anyio.sleep(40)
+        clock.now += 40  # the nonce (300 s) is still fresh
+        again = accepted
+        if tampered:
+            again = accepted.replace(b"<sip:alice@192.0.2.1>", b"<sip:mallory@203.0.113.9>")
+        assert final(await exchange(peer, dst, again)).status == 403
+        assert auth.statistics().replays == 1
+
+
 async def test_expired_nonce_with_right_digest_gets_stale_true() -> None:
     clock = Clock()
     async with running(clock=clock, nonce_lifetime=60) as (peer, auth, dst):
@@ -215,3 +237,16 @@ def test_nonce_counts_must_grow_except_for_a_retransmission() -> None:
     assert not nonces.use("n2", None, "z9hG4bK5")
     nonces.use("n3", 1, None)
     assert nonces.tracked() == 2
+
+
+def test_a_retransmission_is_the_same_bytes_within_the_life_of_its_transaction() -> None:
+    clock = Clock()
+    nonces = Nonces("r", retransmission_window=32.0, clock=clock)
+    assert nonces.use("n1", 1, "z9hG4bK1", fingerprint="f1")
+    clock.now += 5
+    assert nonces.use("n1", 1, "z9hG4bK1", fingerprint="f1")  # retransmitted
+    # Same branch and count, other bytes: a captured request altered.
+    assert not nonces.use("n1", 1, "z9hG4bK1", fingerprint="f2")
+    clock.now += 28  # 33 s after the first use: no transaction lives that long
+    assert not nonces.use("n1", 1, "z9hG4bK1", fingerprint="f1")
+    assert nonces.use("n1", 2, "z9hG4bK2", fingerprint="f3")

@@ -61,6 +61,8 @@ class Nonces:
     ``lifetime`` seconds after it was made, a nonce is stale. The nonce
     counts of nonces in use are kept (bounded by ``max_tracked``, oldest
     first out) so that :meth:`use` refuses an Authorization seen before.
+    A retransmission of the request that used a count is let through for
+    ``retransmission_window`` seconds (64*T1, the life of its transaction).
     """
 
     def __init__(
@@ -70,15 +72,18 @@ class Nonces:
         secret: bytes | None = None,
         lifetime: float = 300.0,
         max_tracked: int = 100000,
+        retransmission_window: float = 32.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.realm = realm
         self.lifetime = lifetime
         self.max_tracked = max_tracked
+        self.retransmission_window = retransmission_window
         self._secret = secret if secret is not None else os.urandom(32)
         self._clock = clock
-        # nonce -> (highest nc seen, branch of the request that used it)
-        self._counts: OrderedDict[str, tuple[int, str | None]] = OrderedDict()
+        # nonce -> (highest nc seen, branch and fingerprint of the request
+        # that used it, when it did)
+        self._counts: OrderedDict[str, tuple[int, str | None, str | None, float]] = OrderedDict()
 
     def _mac(self, stamp: str) -> str:
         data = f"{stamp}:{self.realm}".encode()
@@ -103,20 +108,36 @@ class Nonces:
             return NonceState.STALE
         return NonceState.VALID
 
-    def use(self, nonce: str, nc: int | None, branch: str | None) -> bool:
+    def use(
+        self, nonce: str, nc: int | None, branch: str | None, *, fingerprint: str | None = None
+    ) -> bool:
         """Record one use of ``nonce`` with count ``nc``; False for a replay.
 
         The count must grow (RFC 7616 section 3.4, nc). A retransmission of
-        the same request (same top-Via branch, same count) is not a replay.
-        Without qop there is no count: the nonce is then good for one request.
+        the same request is not a replay: the same count, the same top-Via
+        ``branch`` and the same ``fingerprint`` (a hash of the message: a
+        retransmission repeats it byte for byte), within
+        ``retransmission_window`` of the first use. Without the fingerprint
+        and the window, a captured request could be replayed with its branch
+        kept and its Contact changed (qop=auth does not cover headers) once
+        the transaction is gone, for the nonce's whole lifetime. Without qop
+        there is no count: the nonce is then good for one request.
         """
         count = nc if nc is not None else 1
+        now = self._clock()
         seen = self._counts.get(nonce)
         if seen is not None:
-            last, last_branch = seen
-            if count < last or (count == last and (branch is None or branch != last_branch)):
+            last, last_branch, last_fingerprint, used_at = seen
+            if count < last:
                 return False
-        self._counts[nonce] = (count, branch)
+            if count == last:
+                return (
+                    branch is not None
+                    and branch == last_branch
+                    and fingerprint == last_fingerprint
+                    and now - used_at <= self.retransmission_window
+                )
+        self._counts[nonce] = (count, branch, fingerprint, now)
         self._counts.move_to_end(nonce)
         while len(self._counts) > self.max_tracked:
             self._counts.popitem(last=False)
@@ -178,7 +199,14 @@ class Authorize:
         self.methods = frozenset(methods) if methods is not None else None
         self.exempt = frozenset(exempt)
         self.check_from = check_from
-        self.nonces = Nonces(realm, secret=secret, lifetime=nonce_lifetime, clock=clock)
+        self.nonces = Nonces(
+            realm,
+            secret=secret,
+            lifetime=nonce_lifetime,
+            # A retransmission comes within the life of its transaction.
+            retransmission_window=64 * dispatcher.timers.t1,
+            clock=clock,
+        )
         self._answered = AnsweredInvites()
         self._status = 407 if proxy else 401
         self._challenge_header = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
@@ -252,7 +280,10 @@ class Authorize:
             # RFC 7616 section 3.3: right password, old nonce: stale=true.
             self._stale += 1
             return await self._challenge(packet, leg, stale=True)
-        if not self.nonces.use(credentials.nonce, credentials.nc, packet.top_via.branch):
+        fingerprint = hashlib.blake2b(packet.to_bytes(), digest_size=16).hexdigest()
+        if not self.nonces.use(
+            credentials.nonce, credentials.nc, packet.top_via.branch, fingerprint=fingerprint
+        ):
             self._replays += 1
             return await self._refuse(packet, leg, 403, "Replayed credentials")
         if self.check_from and packet.from_.uri.user != user:
