@@ -6,7 +6,7 @@ import anyio
 import anyio.abc
 import pytest
 
-from trio_sip.endpoint import Dialog, dialog_id_of_request
+from trio_sip.endpoint import Dialog, dialog_id_of_request, dialog_id_of_response
 from trio_sip.message import NameAddr, Request, Response, make_response, parse_message
 
 from ._helpers import BOUND, answer, running_endpoint, serve
@@ -134,3 +134,54 @@ async def test_endpoint_call_from_rfc2543_caller_can_be_hung_up() -> None:
         assert bye.status == 200
         assert uas.dialogs == ()
         tg.cancel_scope.cancel()
+
+
+def test_uac_dialog_from_2xx_without_to_tag() -> None:
+    # 12.1.2: "A UAC MUST be prepared to receive a response without a tag in
+    # the To field, in which case the tag is considered to have a value of
+    # null" (an RFC 2543 UAS). A 100 without tag still belongs to no dialog.
+    req = invite()
+    ok = make_response(req, 200, headers=[("Contact", "<sip:bob@10.0.0.2>")])
+    assert ok.to.tag is None
+    dialog = Dialog.from_uac(req, ok)
+    assert dialog.remote_tag == ""
+    assert dialog_id_of_response(ok) == dialog.id
+    assert dialog_id_of_response(make_response(req, 100)) is None
+    ack = dialog.create_ack(req.cseq.seq)
+    assert ack.to.tag is None
+    assert ack.from_.tag == "AliceTag"
+
+
+@pytest.mark.anyio
+@pytest.mark.virtual_time
+async def test_endpoint_call_to_rfc2543_callee_is_acknowledged_and_can_be_hung_up() -> None:
+    # The 2xx of a callee that writes no To tag: before, no dialog was made,
+    # no ACK left (the callee retransmitted its 2xx until it gave up) and
+    # the call could not be ended.
+    async with (
+        running_endpoint() as uac,
+        await anyio.create_udp_socket(local_host="127.0.0.1") as sock,
+    ):
+        port = sock.extra(anyio.abc.SocketAttribute.local_port)
+        with anyio.fail_after(BOUND):
+            call = await uac.new_request("INVITE", f"sip:bob@127.0.0.1:{port}")
+            data, src = await sock.receive()
+            invite = parse_message(data)
+            assert isinstance(invite, Request)
+            ok = make_response(invite, 200, headers=[("Contact", f"<sip:bob@127.0.0.1:{port}>")])
+            await sock.sendto(ok.to_bytes(), *src)
+            final = await call.wait_final()
+            assert final.status == 200
+            ack = parse_message((await sock.receive())[0])
+            assert isinstance(ack, Request)
+            assert ack.method == "ACK"
+            assert ack.to.tag is None
+            assert ack.cseq.seq == invite.cseq.seq
+            (dialog,) = call.dialogs
+            assert uac.dialogs == (dialog,)
+            bye_call = await uac.new_request("BYE", dialog)
+            bye = parse_message((await sock.receive())[0])
+            assert isinstance(bye, Request)
+            assert (bye.method, bye.to.tag, bye.uri.port) == ("BYE", None, port)
+            await sock.sendto(make_response(bye, 200).to_bytes(), *src)
+            assert (await bye_call.wait_final()).status == 200

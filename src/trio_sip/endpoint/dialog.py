@@ -81,11 +81,17 @@ def dialog_id_of_response(response: Response) -> DialogId | None:
     """The id of the dialog a received ``response`` belongs to, as its UAC sees it.
 
     The local tag is the From tag and the remote tag the To tag (12.1.2).
-    None when the response carries no To tag.
+    None when the response carries no To tag, unless it is a 2xx: an RFC
+    2543 UAS's answer, whose tag is null (``""``).
     """
     to_tag = response.to.tag
     if to_tag is None:
-        return None
+        # 12.1.2: "A UAC MUST be prepared to receive a response without a
+        # tag in the To field, in which case the tag is considered to have a
+        # value of null". A provisional without one (a 100) makes no dialog.
+        if not 200 <= response.status < 300:
+            return None
+        to_tag = ""
     return DialogId(response.call_id, (response.from_.tag or "").lower(), to_tag.lower())
 
 
@@ -141,12 +147,15 @@ class Dialog:
         """The dialog a 101-299 ``response`` to our ``request`` creates (12.1.2).
 
         The route set is the response's Record-Route reversed; the remote
-        target its Contact; the local sequence number the request's CSeq.
-        Raises :class:`DialogError` when the response has no To tag.
+        target its Contact; the local sequence number the request's CSeq. A
+        2xx without To tag (RFC 2543) gives the null remote tag ``""``
+        (12.1.2); a provisional without one raises :class:`DialogError`.
         """
         remote_tag = response.to.tag
         if remote_tag is None:
-            raise DialogError("a response without To tag does not create a dialog")
+            if not 200 <= response.status < 300:
+                raise DialogError("a provisional response without To tag makes no dialog")
+            remote_tag = ""
         local_tag = request.from_.tag
         if local_tag is None:
             raise DialogError("our request has no From tag")
