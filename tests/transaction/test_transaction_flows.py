@@ -116,16 +116,16 @@ def test_client_invite_proxy_timer_c() -> None:
     tl.advance(1.0)
     tl.feed(response_received(response(invite, 180)))
     tl.advance(100.0)
-    tl.feed(response_received(response(invite, 183)))  # resets C to 280
-    tl.advance(279.0)
-    assert _informs(tl) == []
+    tl.feed(response_received(response(invite, 183)))  # resets C to 100 + 181
     tl.advance(280.0)
-    assert _informs(tl) == [(280.0, InformTU(Failure.TIMER_C, Timer.C))]
+    assert _informs(tl) == []
+    tl.advance(281.0)
+    assert _informs(tl) == [(281.0, InformTU(Failure.TIMER_C, Timer.C))]
     assert tl.machine.state is ClientInviteState.PROCEEDING
     tl.feed(CancelSent())  # the proxy cancels the branch (16.8)
     tl.run_out()  # ... and nobody answers
-    assert _informs(tl)[-1] == (312.0, InformTU(Failure.TIMEOUT, Timer.B))
-    assert tl.terminated_at == 312.0
+    assert _informs(tl)[-1] == (313.0, InformTU(Failure.TIMEOUT, Timer.B))
+    assert tl.terminated_at == 313.0
 
 
 def test_client_invite_cancelled_then_487() -> None:

@@ -204,7 +204,7 @@ CASES: list[Case] = [
         CI.CALLING,
         ProvisionalReceived,
         got("r180"),
-        lambda c: [PassToTU(c.r180), ArmTimer(C, 180.0), CancelTimer(A), CancelTimer(B)],
+        lambda c: [PassToTU(c.r180), ArmTimer(C, 181.0), CancelTimer(A), CancelTimer(B)],
     ),
     Case(
         CIK,
@@ -238,7 +238,7 @@ CASES: list[Case] = [
         CI.PROCEEDING,
         ProvisionalReceived,
         got("r183"),
-        lambda c: [PassToTU(c.r183), ArmTimer(C, 180.0)],
+        lambda c: [PassToTU(c.r183), ArmTimer(C, 181.0)],
         prelude=(got("r180"),),
     ),
     Case(
@@ -642,7 +642,7 @@ def test_table_entry(case: Case) -> None:
 
 def test_start_actions() -> None:
     ci = Ctx(CIK)
-    assert ci.started == [Transmit(ci.req), ArmTimer(A, 0.5), ArmTimer(B, 32.0), ArmTimer(C, 180)]
+    assert ci.started == [Transmit(ci.req), ArmTimer(A, 0.5), ArmTimer(B, 32.0), ArmTimer(C, 181)]
     cn = Ctx(CNK)
     assert cn.started == [Transmit(cn.req), ArmTimer(E, 0.5), ArmTimer(F, 32.0)]
     si = Ctx(SIK)

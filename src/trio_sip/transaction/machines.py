@@ -513,10 +513,10 @@ TRANSITION_NOTES: Final[Mapping[MachineKind, Mapping[tuple[enum.Enum, Trigger], 
         (_CI.CALLING, Timer.B): "inform TU: timeout",
         (_CI.CALLING, Timer.C): "inform TU: Timer C (proxy answers as if 408, 16.8)",
         (_CI.CALLING, TransportFailed): "inform TU: transport error",
-        (_CI.CALLING, ProvisionalReceived): "1xx to TU; stop A and B; restart C",
+        (_CI.CALLING, ProvisionalReceived): "1xx to TU; stop A and B; restart C unless 100",
         (_CI.CALLING, SuccessReceived): "2xx to TU; start M (RFC 6026)",
         (_CI.CALLING, FinalNon2xxReceived): "response to TU; send ACK; start D",
-        (_CI.PROCEEDING, ProvisionalReceived): "1xx to TU; restart C",
+        (_CI.PROCEEDING, ProvisionalReceived): "1xx to TU; restart C unless 100",
         (_CI.PROCEEDING, SuccessReceived): "2xx to TU; start M (RFC 6026)",
         (_CI.PROCEEDING, FinalNon2xxReceived): "response to TU; send ACK; start D",
         (_CI.PROCEEDING, Timer.C): "inform TU: Timer C (proxy sends CANCEL, 16.8)",
@@ -792,7 +792,7 @@ class ClientInviteTransaction(_Machine[ClientInviteState]):
         timer_c: bool = False,
     ) -> None:
         super().__init__(request, reliable=reliable, config=config, initial=_CI.CALLING)
-        #: Run Timer C, the proxy's INVITE timeout, reset by each provisional response.
+        #: Run Timer C, the proxy's INVITE timeout, reset by each 101-199 response (16.7).
         self.timer_c = timer_c
         self._ack: Request | None = None
         self._intervals: Iterator[float] = retransmit_intervals(
@@ -836,8 +836,9 @@ class ClientInviteTransaction(_Machine[ClientInviteState]):
         match event:
             case ProvisionalReceived(response=response):
                 out.append(PassToTU(response))
-                if self.timer_c:
-                    # 16.7 step 2: a provisional response resets Timer C.
+                if self.timer_c and response.status != 100:
+                    # 16.7 step 2: a 101-199 resets Timer C, "anything but
+                    # 100": a 100 only says the next hop got the INVITE.
                     self._arm(Timer.C, self.config.duration(Timer.C), out)
             case SuccessReceived(response=response):
                 # RFC 6026 7.2: every 2xx goes up; the TU builds the ACK.

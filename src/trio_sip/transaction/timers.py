@@ -47,8 +47,9 @@ class TimerConfig:
     t1: float = 0.5
     t2: float = 4.0
     t4: float = 5.0
-    #: Timer C, the proxy's INVITE timeout: "greater than 3 minutes" (16.6).
-    timer_c: float = 180.0
+    #: Timer C, the proxy's INVITE timeout: it "MUST be larger than 3
+    #: minutes" (16.6 step 11, 16.7 step 2): the first whole second past.
+    timer_c: float = 181.0
 
     def duration(self, timer: Timer, *, reliable: bool = False) -> float:
         """How long ``timer`` runs. Over a reliable transport the wait timers
