@@ -32,7 +32,16 @@ import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .errors import DeliveryError, DeliveryFailure, ParseError, ResolveError
-from .message import URI, Message, Request, Response, make_ack, make_response, parse_message
+from .message import (
+    URI,
+    Message,
+    Params,
+    Request,
+    Response,
+    make_ack,
+    make_response,
+    parse_message,
+)
 from .message.parse import DEFAULT_LIMITS, ParseLimits, parse_head
 from .message.via import Via, common_via_host
 from .resolver import DNSResolver, Resolver, Target, uri_transport
@@ -152,6 +161,8 @@ class _CacheEntry:
     data: bytes = b""
     leg: Leg | None = None
     dst: Address | None = None
+    #: when the entry is forgotten (on the clock of anyio.current_time)
+    expires: float = 0.0
 
 
 #: What the handler tasks get: a packet for an async receiver, or the awaitable a
@@ -613,15 +624,24 @@ class Dispatcher:
     # ----- the response cache ---------------------------------------------------------
 
     def _remember(self, key: Hashable, entry: _CacheEntry) -> None:
-        fresh = key not in self._cache
-        self._cache[key] = entry
-        if fresh:
+        old = self._cache.get(key)
+        response = entry.response
+        if old is None or (
+            response is not None
+            and response.status >= 200
+            and (old.response is None or old.response.status < 200)
+        ):
             # Keep a received transaction for 64*T1 (Timers H, J): long enough
-            # for every retransmission a client can send.
-            expires = anyio.current_time() + 64 * self.timers.t1
-            self._expiry.append((expires, key))
+            # for every retransmission a client can send. Timers H and J run
+            # from the final response, which may come long after the request
+            # (an INVITE that rang): the ACKs that end Timer G come until then.
+            entry.expires = anyio.current_time() + 64 * self.timers.t1
+            self._expiry.append((entry.expires, key))
             if len(self._expiry) == 1:
                 self._expiry_wakeup.set()
+        else:
+            entry.expires = old.expires
+        self._cache[key] = entry
 
     def queue_expire(self, now: float | None = None) -> None:
         """Drop response-cache entries that have lived their 64*T1, and queue
@@ -629,9 +649,13 @@ class Dispatcher:
         if now is None:
             now = anyio.current_time()
         expiry = self._expiry
+        cache = self._cache
         while expiry and expiry[0][0] <= now:
             _, key = expiry.popleft()
-            self._cache.pop(key, None)
+            entry = cache.get(key)
+            # An entry given a later expiry by its final response stays.
+            if entry is not None and entry.expires <= now:
+                del cache[key]
         for key in [k for k, d in self._queue.items() if d.done]:
             del self._queue[key]
 
@@ -891,9 +915,19 @@ class Dispatcher:
             )
         data = bytes(response)
         key = _cache_key(response)
-        if self.response_cache and response.cseq.method != "ACK":
+        cached = self.response_cache and response.cseq.method != "ACK"
+        if cached:
             self._remember(key, _CacheEntry(response, data, out_leg, target.address))
-        await self._send(out_leg, data, target)
+        try:
+            await self._send(out_leg, data, target)
+        except DeliveryError as exc:
+            if dst is not None:
+                raise
+            # RFC 3261 section 18.2.2, RFC 3263 section 5: where the Via
+            # says failed (a refused connection ...): its sent-by, resolved.
+            out_leg, target = await self._send_to_sent_by(response, data, target, exc)
+            if cached:
+                self._remember(key, _CacheEntry(response, data, out_leg, target.address))
         delivery_id = id if id is not None else key
         is_invite_final = response.cseq.method == "INVITE" and response.status >= 200
         if not is_invite_final or not retransmit or out_leg.reliable:
@@ -913,14 +947,59 @@ class Dispatcher:
     async def response_target(self, response: Response) -> Target:
         """Where a response goes: RFC 3261 section 18.2.2 with RFC 3581.
 
-        The received/rport of the top Via, else its maddr (unreliable
-        transports), else its sent-by, resolved when it is a name.
+        Over UDP: the top Via's maddr, else its received/rport, else its
+        sent-by; over a stream whose connection is gone: received, else the
+        sent-by host, on the sent-by port. A sent-by name is resolved as RFC
+        3263 section 5 says (SRV when it has no port).
         """
-        proto, host, port = _via_destination(response.top_via)
-        if not is_ip_literal(host):
+        via = response.top_via
+        proto, host, port = _via_destination(via)
+        if is_ip_literal(host):
+            return Target(proto, host, port)
+        if host != via.host:  # a maddr name: its address, on the sent-by port
             targets = await self.resolver.resolve(URI("sip", host, port=port))
             return Target(proto, targets[0].host, port, host)
-        return Target(proto, host, port)
+        return (await self._sent_by_targets(via))[0]
+
+    async def _sent_by_targets(self, via: Via) -> list[Target]:
+        """RFC 3263 section 5: the places a Via's sent-by names, best first.
+
+        A name with a port is looked up as A/AAAA; a name without one as SRV
+        (``_sips._tcp`` for TLS, ``_sip._udp`` or ``_sip._tcp`` otherwise).
+        """
+        proto = via.transport.lower()
+        if is_ip_literal(via.host):
+            return [Target(proto, via.host, via.default_port())]
+        scheme = "sips" if proto == "tls" else "sip"
+        params = Params((("transport", proto),))
+        uri = URI(scheme, via.host, port=via.port, params=params)
+        try:
+            return await self.resolver.resolve(uri, transports=(proto,))
+        except ResolveError as exc:
+            raise DeliveryError(DeliveryFailure.NO_ROUTE, str(exc)) from exc
+
+    async def _send_to_sent_by(
+        self, response: Response, data: bytes, failed: Target, error: DeliveryError
+    ) -> tuple[Leg, Target]:
+        """Send ``data`` to the first of the sent-by's places that takes it
+        (RFC 3263 section 5: on failure, the next); raise the last error."""
+        try:
+            targets = await self._sent_by_targets(response.top_via)
+        except DeliveryError:
+            raise error from None
+        for target in targets:
+            if target.address == failed.address:
+                continue
+            leg = self.find_leg(target)
+            if leg is None:
+                continue
+            try:
+                await self._send(leg, data, target)
+            except DeliveryError as exc:
+                error = exc
+                continue
+            return leg, target
+        raise error
 
     @staticmethod
     def response_target_nowait(response: Response) -> Target | None:
@@ -984,6 +1063,10 @@ class Dispatcher:
             return await self._resolve_proxy(self.outgoing_proxy, request)
         routes = request.routes
         uri = routes[0].uri if routes else request.uri
+        if request.uri.is_secure and uri.scheme == "sip":
+            # RFC 3261 section 8.1.2: a SIPS Request-URI makes the next hop a
+            # SIPS URI for RFC 3263, whatever the Route says: TLS on every hop.
+            uri = uri.replace(scheme="sips")
         if self.domain2proxy:
             proxy = self._proxy_for_domain(uri.host)
             if proxy is not None:
@@ -1008,13 +1091,16 @@ class Dispatcher:
             domain = domain.split(".", 1)[1]
 
     async def _resolve_proxy(self, proxy: str, request: Request) -> list[Target]:
+        secure = request.uri.is_secure
         if ":" in proxy and proxy.split(":", 1)[0].lower() in ("sip", "sips"):
             uri = URI.parse(proxy)
+            if secure and uri.scheme == "sip":
+                uri = uri.replace(scheme="sips")  # section 8.1.2, as in targets_for
         else:
             # No port: RFC 3263 may find one (SRV); 0 is never a SIP port.
             host, port = parse_address(proxy, default_port=0)
             params = request.uri.params.without("maddr")
-            uri = URI("sip", host, port=port or None, params=params)
+            uri = URI("sips" if secure else "sip", host, port=port or None, params=params)
         try:
             return await self.resolver.resolve(uri, transports=self._transports())
         except ResolveError as exc:
@@ -1148,15 +1234,23 @@ class Dispatcher:
 
 
 def _via_destination(via: Via) -> tuple[str, str, int]:
-    # RFC 3261 section 18.2.2 with RFC 3581: (transport, host, port) of a response.
+    # RFC 3261 section 18.2.2 with RFC 3581 section 4: (transport, host, port)
+    # of a response.
     port = via.default_port()
-    rport = via.rport
-    if via.received is not None:
-        host = via.received
+    received = via.received
+    if via.reliable:
+        # The request's connection is gone: a new one to received, on the
+        # sent-by port. rport is the client's source port, where nothing
+        # listens; RFC 3581 uses it over unreliable transports only.
+        host = received if received is not None else via.host
+    elif via.maddr is not None:
+        # maddr comes before received, and then rport does not count.
+        host = via.maddr
+    elif received is not None:
+        host = received
+        rport = via.rport
         if type(rport) is int:  # not the bare flag (True): a real port
             port = rport
-    elif via.maddr is not None and not via.reliable:
-        host = via.maddr
     else:
         host = via.host
     return via.transport.lower(), host, port

@@ -1,7 +1,7 @@
 """Dispatcher.respond_nowait: a response sent at once, in the caller's task, or not at all.
 
 It goes out over a UDP leg when the top Via's destination (RFC 3261 section
-18.2.2 with RFC 3581: received/rport, else maddr, else sent-by) is an IP
+18.2.2 with RFC 3581: maddr, else received/rport, else sent-by) is an IP
 address; a name to resolve, a stream, or no leg that reaches the address
 say False and send nothing, for deliver() to do the work. The peers here are
 plain sockets of the socket module on loopback, so that what arrives is what
