@@ -25,6 +25,7 @@ __all__ = ["NameAddr"]
 _TOKEN_CHARS = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.!%*_+`'~ "
 )
+_DISPLAY_CHARS = _TOKEN_CHARS | {"\t"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,8 @@ class NameAddr:
             elif display[0] == '"':
                 name = unquote(display)
             else:
-                if not set(display) <= _TOKEN_CHARS:
+                # display-name = *(token LWS): tokens apart by SP or HTAB.
+                if not set(display) <= _DISPLAY_CHARS:
                     raise ParseError(f"bad display name {display!r}")
                 name = " ".join(display.split())
             if rest and rest[0] != ";":

@@ -8,6 +8,7 @@ does not know stay byte-exact: they are only looked at when asked for.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
 from typing import Final
 
@@ -134,13 +135,20 @@ def written_name(name: str, key: str) -> str:
     return written
 
 
+# Header versions are unique across every Headers object, not counted per
+# object: a message compares its cached views and wire bytes with the version
+# of the headers it has now, and headers put in place of others (``msg.headers
+# = Headers(...)``) must not pass for the ones the caches were made from.
+_next_version: Final = itertools.count(1).__next__
+
+
 class Headers:
     """Header lines in order: ``(name as written, value)`` with case-free lookup.
 
     A header that appears on several lines, or with several comma-separated
     values on one line, keeps that shape; :meth:`values` splits values.
-    Every mutation bumps :attr:`version` so that cached typed views know
-    they are stale.
+    Every mutation gives :attr:`version` a new value (one no other Headers
+    has had) so that cached typed views know they are stale.
     """
 
     __slots__ = ("_keys", "_names", "_values", "version")
@@ -150,7 +158,7 @@ class Headers:
         self._keys: list[str] | tuple[str, ...] = []
         self._names: list[str] | tuple[str, ...] = []
         self._values: list[str] | tuple[str, ...] = []
-        self.version = 0
+        self.version = _next_version()
         keys, names, values = self._writable()
         for name, value in items:
             keys.append(canonical_name(name))
@@ -161,7 +169,7 @@ class Headers:
     def _from_parsed(cls, keys: list[str], names: list[str], values: list[str]) -> Headers:
         self = cls.__new__(cls)
         self._keys, self._names, self._values = keys, names, values
-        self.version = 0
+        self.version = _next_version()
         return self
 
     # ----- reading ------------------------------------------------------------
@@ -269,7 +277,7 @@ class Headers:
         keys.append(key)
         names.append(written)
         values.append(value)
-        self.version += 1
+        self.version = _next_version()
 
     def prepend(self, name: str, value: str) -> None:
         """Insert a line before the first line of ``name`` (or at the top).
@@ -286,7 +294,7 @@ class Headers:
         keys.insert(at, key)
         names.insert(at, written)
         values.insert(at, value)
-        self.version += 1
+        self.version = _next_version()
 
     def set(self, name: str, value: str) -> None:
         """Replace every line of ``name`` with one line, where the first stood."""
@@ -299,7 +307,7 @@ class Headers:
         values = self._writable()[2]
         values[at] = value
         self._drop(key, after=at)
-        self.version += 1
+        self.version = _next_version()
 
     def remove(self, name: str) -> int:
         """Remove every line of ``name``; return how many there were."""
@@ -308,7 +316,7 @@ class Headers:
         self._drop(key, after=-1)
         removed = before - len(self._keys)
         if removed:
-            self.version += 1
+            self.version = _next_version()
         return removed
 
     def _drop(self, key: str, *, after: int) -> None:
@@ -338,7 +346,7 @@ class Headers:
             del keys[at], names[at], values[at]
         else:
             values[at] = ", ".join(parts[1:])
-        self.version += 1
+        self.version = _next_version()
         return first
 
     # ----- output -------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 A :class:`URI` keeps every component exactly as written (escapes included)
 so that ``str(URI.parse(s)) == s`` for a well-formed ``s``; comparison follows
-RFC 3261 section 19.1.4 and decodes escapes first.
+RFC 3261 section 19.1.4 and decodes escapes first (but for those of reserved
+characters, which differ from the characters themselves).
 """
 
 from __future__ import annotations
@@ -274,29 +275,60 @@ class URI:
             return _tel_digits(self.user) == _tel_digits(other.user) and _params_equal(
                 self.params, other.params, must_match=tuple(self.params) + tuple(other.params)
             )
-        if _decode(self.user) != _decode(other.user):
+        if _normalise(self.user) != _normalise(other.user):
             return False
-        if _decode(self.password) != _decode(other.password):
+        if _normalise(self.password) != _normalise(other.password):
             return False
         if self._host_key() != other._host_key() or self.port != other.port:
             return False
         if not _params_equal(self.params, other.params, must_match=_MUST_MATCH):
             return False
-        mine = {(_decode(n) or "").lower(): _decode(v) for n, v in self.headers}
-        theirs = {(_decode(n) or "").lower(): _decode(v) for n, v in other.headers}
+        mine = {(_normalise(n) or "").lower(): _normalise(v) for n, v in self.headers}
+        theirs = {(_normalise(n) or "").lower(): _normalise(v) for n, v in other.headers}
         return mine == theirs
 
     def __hash__(self) -> int:
         # Only what every equal pair shares: params may be ignored by __eq__.
         if self.opaque is not None:
             return hash((self.scheme, self.opaque))
-        return hash((self.scheme, _decode(self.user), self._host_key(), self.port))
+        if self.scheme == "tel":
+            # Visual separators do not count in __eq__: not here either.
+            return hash((self.scheme, _tel_digits(self.user)))
+        return hash((self.scheme, _normalise(self.user), self._host_key(), self.port))
 
 
 def _decode(text: str | None) -> str | None:
     if text is None or "%" not in text:
         return text
     return _pct_decode(text, errors="surrogateescape")
+
+
+# escaped = "%" HEXDIG HEXDIG
+_ESCAPED_RE: Final = re.compile(r"%([0-9A-Fa-f]{2})")
+# reserved = ";" / "/" / "?" / ":" / "@" / "&" / "=" / "+" / "$" / ","
+# (and "%" itself: decoded, "%253B" would read as the escape "%3B").
+_KEEP_ESCAPED: Final = frozenset(";/?:@&=+$,%")
+
+
+def _unescape_one(m: re.Match[str]) -> str:
+    char = chr(int(m.group(1), 16))
+    if char in _KEEP_ESCAPED or not char.isascii():
+        return m.group().upper()
+    return char
+
+
+def _normalise(text: str | None) -> str | None:
+    """``text`` as URI comparison sees it (RFC 3261 section 19.1.4).
+
+    Characters other than the reserved ones equal their escaped form, so
+    those escapes are decoded; an escaped reserved character differs from
+    the character itself (``a%3Bb`` is not ``a;b``), so it stays escaped,
+    its hex digits in one case. Non-ASCII octets can only stand escaped in a
+    URI and stay so too.
+    """
+    if text is None or "%" not in text:
+        return text
+    return _ESCAPED_RE.sub(_unescape_one, text)
 
 
 def _tel_digits(number: str | None) -> str:
@@ -338,7 +370,7 @@ def _unescaped(params: Params) -> dict[str, str | None]:
     # Names lower-cased and unescaped, first occurrence wins: what comparison sees.
     out: dict[str, str | None] = {}
     for name, value in params.items_as_written():
-        out.setdefault((_decode(name) or "").lower(), _decode(value))
+        out.setdefault((_normalise(name) or "").lower(), _normalise(value))
     return out
 
 
