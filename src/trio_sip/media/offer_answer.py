@@ -183,8 +183,10 @@ def answer_offer(
 
     ``direction`` is what we want; the answer's direction is that limited by the
     offer's (sendonly is answered with recvonly, inactive with inactive ...).
-    ``previous`` is our last answer in this dialog: its o= line is kept with the
-    version incremented (RFC 3264 section 8). The params are None when nothing
+    The answer's ``t=`` line is the offer's (RFC 3264 section 6).
+    ``previous`` is our last SDP in this dialog: its o= line is kept, with the
+    version incremented if the answer differs from it; an answer that does not
+    is ``previous`` itself (RFC 3264 section 8). The params are None when nothing
     was accepted; with ``require`` that raises :class:`NoCommonMedia` instead.
     """
     chosen: MediaParams | None = None
@@ -207,13 +209,29 @@ def answer_offer(
     session_connection = None if connection_per_media else connection
     if previous is not None:
         answer = replace(
-            previous, media=tuple(answered), connection=session_connection
-        ).with_next_version()
+            previous,
+            media=tuple(answered),
+            connection=session_connection,
+            timings=offer.timings,
+            zone_adjustments=offer.zone_adjustments,
+        )
+        # RFC 3264 section 8: the version grows when the SDP changes, and only
+        # then; an unchanged answer (to a session refresh, say) is the previous
+        # SDP itself, which the peer can tell is a no-op.
+        if answer != previous:
+            answer = answer.with_next_version()
     else:
-        # new() writes the session c= line for ``address`` already.
+        # new() writes the session c= line for ``address`` already. The t=
+        # line is the offer's: "the time of the session cannot be negotiated"
+        # (RFC 3264 section 6); "t=0 0", the common case, is new()'s already.
         answer = SessionDescription.new(address, media=answered)
-        if connection_per_media:
-            answer = replace(answer, connection=None)
+        if connection_per_media or offer.timings != answer.timings or offer.zone_adjustments:
+            answer = replace(
+                answer,
+                connection=session_connection,
+                timings=offer.timings,
+                zone_adjustments=offer.zone_adjustments,
+            )
     return answer, chosen
 
 

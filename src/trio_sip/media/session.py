@@ -207,6 +207,7 @@ class MediaSession:
         "_skipped",
         "_slot",
         "_task_group",
+        "_unsent",
         "codec",
         "direction",
         "host",
@@ -260,6 +261,9 @@ class MediaSession:
         self._base = 0
         self._send_errors = 0
         self._skipped = 0
+        # True when a slot went by unsent (on hold, no remote yet): the next
+        # packet sent starts a talkspurt.
+        self._unsent = False
         self._malformed = 0
         self._dropped = 0
         self._octets_received = 0
@@ -473,7 +477,12 @@ class MediaSession:
         if remote is None or self._rtp is None or not self.direction.sends:
             # Nothing is numbered either: a peer would count the sequence
             # numbers never sent (on hold, say) as lost.
+            self._unsent = True
             return
+        # RFC 3551 section 4.1: the first packet after packets were not sent
+        # contiguously carries the marker, as after a pause of the sender.
+        marker = marker or self._unsent
+        self._unsent = False
         packet = self._sender.packet(payload_type, position, payload, marker=marker)
         try:
             await self._rtp.send(packet.to_bytes(), remote)

@@ -143,8 +143,9 @@ _RTPMAP: Final = re.compile(
     f"([0-9]{{1,3}}) +([{_TOKEN_CHARS}]+)/([0-9]{{1,40}})(?:/([{_NON_WS_CHARS}]+))?"
 )
 
-# RFC 4566 section 6: a=ptime:<packet time>, in milliseconds
-_PTIME: Final = re.compile("[0-9]{1,40}")
+# RFC 8866 section 6.4: ptime-value = non-zero-int-or-real, in milliseconds
+# ("22.5" is valid). A zero is tolerated, as RFC 4566 gave no grammar.
+_PTIME: Final = re.compile("[0-9]{1,40}(?:[.][0-9]{1,40})?")
 
 _KNOWN_LETTERS: Final = frozenset("vosiuepcbtrzkam")
 _SESSION_ONCE: Final = frozenset("osiuczk")
@@ -695,11 +696,16 @@ class Media:
 
     @property
     def ptime(self) -> int | None:
-        """The ``a=ptime`` packet time in milliseconds, or None."""
+        """The ``a=ptime`` packet time in whole milliseconds, or None.
+
+        A decimal value (RFC 8866 section 6.4 allows ``a=ptime:22.5``) is
+        rounded to the nearest millisecond, half up.
+        """
         attribute = self.attribute("ptime")
         if attribute is None or attribute.value is None:
             return None
-        return int(attribute.value.strip(" "))
+        whole, _, fraction = attribute.value.strip(" ").partition(".")
+        return int(whole) + (1 if fraction[:1] >= "5" else 0)
 
     @property
     def direction(self) -> Direction | None:
