@@ -191,8 +191,11 @@ class Call:
             self._ended_event.set()
         if self._media_scope is not None:
             self._media_scope.cancel()
+        # RFC 3261 section 15.1: with the BYE (ours or the peer's) we stop
+        # sending and listening for media, so a call we made closes its
+        # session now too, not only when its invite() block is left.
+        self.media.close()
         if self._owns_media:
-            self.media.close()
             self.ua._incoming.pop(self, None)
         callbacks, self._ended_callbacks = self._ended_callbacks, None
         for callback in callbacks or ():
@@ -280,6 +283,14 @@ class Call:
         body: bytes
         if sdp is not None:
             body = bytes(sdp)
+            # The caller's own SDP is what we sent all the same: a re-INVITE
+            # either way goes on from its o= line (RFC 3264 section 8), and
+            # after a late offer it is the offer the ACK answers.
+            with suppress(ParseError):
+                self.remote_sdp = _sdp_of(invite)
+                self.local_sdp = (
+                    sdp if isinstance(sdp, SessionDescription) else SessionDescription.parse(sdp)
+                )
         else:
             offer = _sdp_of(invite)
             self.remote_sdp = offer
@@ -307,7 +318,7 @@ class Call:
         dialog = endpoint.dialog_of(invite)
         if dialog is not None:
             self._follow(dialog)
-            if sdp is None and self.remote_sdp is None:
+            if self.remote_sdp is None and self.local_sdp is not None:
                 self.ua._spawn(self._read_late_answer, response)
         return response
 
@@ -369,8 +380,23 @@ class Call:
         self._end()
         await self.ua.endpoint.request(self.dialog, "BYE")
 
-    async def _reinvite(self, offer: SessionDescription) -> Response:
-        response = await self.request("INVITE", headers=[_SDP], body=bytes(offer))
+    async def _reinvite(self, make: Callable[[SessionDescription], SessionDescription]) -> Response:
+        # ``make`` builds the offer from our last SDP: again for the retry, as
+        # the peer's crossing re-INVITE may have changed it meanwhile.
+        assert self.local_sdp is not None  # hold() and unhold() checked
+        offer = make(self.local_sdp)
+        try:
+            response = await self.request("INVITE", headers=[_SDP], body=bytes(offer))
+        except CallFailed as failed:
+            if failed.status != 491:
+                raise
+            # RFC 3261 section 14.1: our re-INVITE crossed the peer's (glare).
+            # Once more after a random time, longer for the owner of the
+            # Call-ID (the caller), so that the two do not cross again.
+            low, high = (2.1, 4.0) if self._client is not None else (0.0, 2.0)
+            await anyio.sleep(round(_jitter.uniform(low, high), 2))  # in units of 10 ms
+            offer = make(self.local_sdp)
+            response = await self.request("INVITE", headers=[_SDP], body=bytes(offer))
         self.local_sdp = offer
         answer = _sdp_of(response)
         if answer is not None:
@@ -381,18 +407,22 @@ class Call:
         return response
 
     async def hold(self) -> Response:
-        """Put the peer on hold with a re-INVITE (RFC 3264 section 8.4)."""
+        """Put the peer on hold with a re-INVITE (RFC 3264 section 8.4).
+
+        A 491 (the peer's re-INVITE crossed ours) is answered by trying once
+        more after a random time (RFC 3261 section 14.1): up to 4 seconds.
+        """
         if self.local_sdp is None:
             raise RuntimeError("no SDP was exchanged: nothing to hold")
-        response = await self._reinvite(hold_offer(self.local_sdp))
+        response = await self._reinvite(hold_offer)
         self._holding = True
         return response
 
     async def unhold(self) -> Response:
-        """Take the call off hold: a re-INVITE back to sendrecv."""
+        """Take the call off hold: a re-INVITE back to sendrecv (after a 491, as :meth:`hold`)."""
         if self.local_sdp is None:
             raise RuntimeError("no SDP was exchanged: nothing to resume")
-        response = await self._reinvite(resume_offer(self.local_sdp))
+        response = await self._reinvite(resume_offer)
         self._holding = False
         return response
 
@@ -789,6 +819,16 @@ class UserAgent:
                     yield call
                 finally:
                     with anyio.CancelScope(shield=True):
+                        final = client.final
+                        if call._answered is None and final is not None and final.is_success:
+                            # The 2xx came but nobody took it with
+                            # wait_answered() (events() ran to its end): the
+                            # call is answered all the same, and hung up
+                            # below. One the Endpoint ended already (a 2xx
+                            # that crossed our CANCEL) ends the call at once.
+                            call._answered = final
+                            if client.dialogs:
+                                call._follow(client.dialogs[0])
                         if call._answered is not None:
                             if call.dialog is None and client.dialogs:
                                 call.dialog = client.dialogs[0]
@@ -882,9 +922,12 @@ class UserAgent:
     def _granted(self, response: Response, asked: int) -> int:
         # RFC 3261 section 10.2.4: the registrar may shorten the time; our
         # Contact's expires parameter (else Expires) in the 200 says how long.
+        # The 200 lists every binding of the AOR: ours is the one equal to
+        # our Contact by the rules of section 19.1.4 (the port included, as
+        # another device of the user may be on the same host).
         ours = self._contact if self._contact is not None else self.contact()
         for contact in response.contacts:
-            if contact.uri.user == ours.user and contact.uri.host == ours.host:
+            if contact.uri == ours:
                 value = contact.params.get("expires")
                 if value is not None and value.isdigit():
                     return int(value)
@@ -986,7 +1029,8 @@ _BACKOFF_CAP = 300.0
 #: The longest Retry-After a registration obeys: a registrar's answer may
 #: delay it, not stop it for days.
 _RETRY_AFTER_CAP = 3600
-#: Draws the random part of each back-off (the tests put a fixed one here).
+#: Draws the random part of each back-off and of the wait after a 491 (the
+#: tests put a fixed one here).
 _jitter = random.Random()
 
 
