@@ -679,10 +679,14 @@ class Dispatcher:
         leg: Leg | None = None,
         dst_addr: Address | str | None = None,
         do_retransmits: bool | None = None,
+        tls_hostname: str | None = None,
     ) -> Hashable:
         """Send ``packet`` and, over UDP, retransmit it as RFC 3261 says.
 
-        The destination is, in order: the given ``leg`` and ``dst_addr``; the
+        The destination is, in order: the given ``leg`` and ``dst_addr`` (with
+        ``tls_hostname``, the name a TLS peer's certificate must carry, else
+        its address: give the :class:`Target`'s ``hostname`` when the
+        address came from :meth:`targets_for`); the
         outgoing proxy; the first Route or the Request-URI through
         ``domain2proxy``; the resolver. A response goes where its top Via says
         (RFC 3261 section 18.2.2, RFC 3581). When a target fails at transport
@@ -699,7 +703,9 @@ class Dispatcher:
         dst = parse_address(dst_addr) if isinstance(dst_addr, str) else dst_addr
         try:
             if isinstance(packet, Request):
-                return await self._deliver_request(packet, id, callback, leg, dst, retransmit)
+                return await self._deliver_request(
+                    packet, id, callback, leg, dst, retransmit, tls_hostname
+                )
             return await self._deliver_response(packet, id, callback, leg, dst, retransmit)
         except DeliveryError as exc:
             self._count_failure(exc.reason)
@@ -716,9 +722,10 @@ class Dispatcher:
         leg: Leg | None,
         dst: Address | None,
         retransmit: bool,
+        tls_hostname: str | None = None,
     ) -> Hashable:
         if leg is not None and dst is not None:
-            targets = [Target(leg.proto, dst[0], dst[1])]
+            targets = [Target(leg.proto, dst[0], dst[1], tls_hostname)]
         else:
             targets = await self.targets_for(request, dst)
         return await self._try_targets(request, targets, id, callback, leg, retransmit, None)
@@ -955,7 +962,10 @@ class Dispatcher:
         via = response.top_via
         proto, host, port = _via_destination(via)
         if is_ip_literal(host):
-            return Target(proto, host, port)
+            # A new TLS connection to ``received`` checks the sent-by name,
+            # when it is one, in the client's certificate (RFC 5922).
+            name = via.host if host != via.host and not is_ip_literal(via.host) else None
+            return Target(proto, host, port, name)
         if host != via.host:  # a maddr name: its address, on the sent-by port
             targets = await self.resolver.resolve(URI("sip", host, port=port))
             return Target(proto, targets[0].host, port, host)

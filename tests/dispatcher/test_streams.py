@@ -11,6 +11,7 @@ import trustme
 
 from trio_sip import DeliveryError, DeliveryFailure
 from trio_sip.dispatcher import Dispatcher
+from trio_sip.endpoint import Endpoint
 from trio_sip.message import Request, Response, StreamFramer, make_response, parse_message
 from trio_sip.transport import TLSLeg
 
@@ -187,6 +188,75 @@ async def test_tls_hostname_is_verified(certificates: tuple[Path, Path, Path]) -
         with pytest.raises(DeliveryError) as err:
             await client.deliver(request("OPTIONS", uri))
         assert err.value.reason is DeliveryFailure.TLS_FAILURE
+
+
+@pytest.fixture(scope="module")
+def name_only_certificate(
+    certificates: tuple[Path, Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Path, Path]:
+    """A CA and a certificate that names ``only.example.test`` and no address."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("only.example.test")
+    base = tmp_path_factory.mktemp("tls-name-only")
+    ca_file, chain_file, key_file = base / "ca.pem", base / "chain.pem", base / "key.pem"
+    ca.cert_pem.write_to_path(ca_file)
+    cert.private_key_pem.write_to_path(key_file)
+    with chain_file.open("wb") as out:
+        for blob in cert.cert_chain_pems:
+            out.write(blob.bytes())
+    return ca_file, chain_file, key_file
+
+
+async def test_tls_without_a_name_checks_the_address(
+    name_only_certificate: tuple[Path, Path, Path],
+) -> None:
+    # A leg and an address with no name: the certificate must name the
+    # address. Before, the check was skipped and any certificate of a
+    # trusted CA passed for any peer.
+    ca_file, chain_file, key_file = name_only_certificate
+    server_leg = TLSLeg("127.0.0.1", 0, certfile=str(chain_file), keyfile=str(key_file))
+    client_leg = TLSLeg("127.0.0.1", 0, cafile=str(ca_file))
+    async with Dispatcher([server_leg]) as server, Dispatcher([client_leg]) as client:
+        uas = _Collector(server, answer=True)
+        server.set_receiver(uas)
+        uac = _Collector()
+        client.set_receiver(uac)
+        dst = f"127.0.0.1:{server_leg.port}"
+        unnamed = request("OPTIONS", f"sips:bob@{dst}")
+        with pytest.raises(DeliveryError) as err:
+            await client.deliver(unnamed, leg=client_leg, dst_addr=dst)
+        assert err.value.reason is DeliveryFailure.TLS_FAILURE
+        assert uas.packets == []
+        # Given the name the certificate carries, the same send goes through.
+        req = request("OPTIONS", f"sips:bob@only.example.test:{server_leg.port}")
+        await client.deliver(req, leg=client_leg, dst_addr=dst, tls_hostname="only.example.test")
+        await uac.wait_for(1)
+    assert isinstance(uac.packets[0], Response)
+    assert uac.packets[0].status == 200
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [("only.example.test:{port};maddr=127.0.0.1", 200), ("127.0.0.1:{port}", 503)],
+)
+async def test_the_endpoint_checks_the_name_it_resolved(
+    name_only_certificate: tuple[Path, Path, Path], host: str, status: int
+) -> None:
+    # The Endpoint sends each request with a leg and an address of its own
+    # choosing: the name the resolver started from goes with them, so a
+    # certificate for the URI's domain passes and one for another does not.
+    ca_file, chain_file, key_file = name_only_certificate
+    server_leg = TLSLeg("127.0.0.1", 0, certfile=str(chain_file), keyfile=str(key_file))
+    async with (
+        Dispatcher([server_leg]) as server,
+        Dispatcher([TLSLeg("127.0.0.1", 0, cafile=str(ca_file))]) as client,
+        Endpoint(client, user="alice") as alice,
+    ):
+        server.set_receiver(_Collector(server, answer=True))
+        target = "sips:bob@" + host.format(port=server_leg.port)
+        with anyio.fail_after(30):
+            response = await alice.request(target, "OPTIONS")
+    assert response.status == status
 
 
 async def test_tls_verification_can_be_turned_off(certificates: tuple[Path, Path, Path]) -> None:

@@ -167,6 +167,9 @@ class _ClientTx:
     #: The key it is filed under in Endpoint._client, once filed. Kept, not
     #: recomputed: a request whose first send failed has lost its Via.
     key: ClientKey | None = None
+    #: The name a TLS peer's certificate must carry (the resolved target's);
+    #: None: its address.
+    tls_hostname: str | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -363,7 +366,7 @@ class ClientRequest:
         self._cancel_sent = True
         cancel = make_cancel(machine.request)
         # 9.1: the CANCEL goes where the INVITE went, in its own transaction.
-        await self._endpoint._start_client(cancel, None, tx.leg, tx.dst)
+        await self._endpoint._start_client(cancel, None, tx.leg, tx.dst, tx.tls_hostname)
         await self._endpoint._feed_client(tx, CancelSent())
 
     def _finish(self, response: Response) -> None:
@@ -896,7 +899,7 @@ class Endpoint:
             contact = self._add_contact(request, leg)
             for dialog in client.dialogs:
                 dialog.local_contact = contact
-        await self._start_client(request, client, leg, target.address)
+        await self._start_client(request, client, leg, target.address, target.hostname)
 
     async def _next_target(self, owner: ClientRequest) -> bool:
         """RFC 3263 4.3: after a transport error, a timeout or a 503, try the
@@ -911,10 +914,15 @@ class Endpoint:
         return True
 
     async def _start_client(
-        self, request: Request, owner: ClientRequest | None, leg: Leg, dst: Address
+        self,
+        request: Request,
+        owner: ClientRequest | None,
+        leg: Leg,
+        dst: Address,
+        tls_hostname: str | None = None,
     ) -> _ClientTx:
         machine = client_transaction(request, reliable=leg.reliable, config=self.config)
-        tx = _ClientTx(machine, leg, dst, owner)
+        tx = _ClientTx(machine, leg, dst, owner, tls_hostname=tls_hostname)
         if owner is not None:
             owner._tx = tx
             # 9.1 counts provisionals of the transaction being cancelled.
@@ -933,7 +941,7 @@ class Endpoint:
                 case Retransmit(message=message):
                     await self._send_raw(tx, bytes(message))
                 case SendAck(ack=ack):
-                    await self._deliver_quietly(ack, tx.leg, tx.dst)
+                    await self._deliver_quietly(ack, tx.leg, tx.dst, tx.tls_hostname)
                 case ArmTimer(timer=timer, delay=delay):
                     self._arm(tx, timer, delay)
                 case CancelTimer(timer=timer):
@@ -956,7 +964,11 @@ class Endpoint:
         self._in_flight.add(tx)
         try:
             await self.dispatcher.deliver(
-                request, leg=tx.leg, dst_addr=tx.dst, do_retransmits=False
+                request,
+                leg=tx.leg,
+                dst_addr=tx.dst,
+                do_retransmits=False,
+                tls_hostname=tx.tls_hostname,
             )
         except DeliveryError as exc:
             log.info("sending %s failed: %s", request.summary(), exc)
@@ -970,7 +982,7 @@ class Endpoint:
 
     async def _send_raw(self, tx: _ClientTx, data: bytes) -> None:
         try:
-            await tx.leg.send(data, tx.dst)
+            await tx.leg.send(data, tx.dst, tls_hostname=tx.tls_hostname)
         except TransportFailure as exc:
             await self._feed_client(tx, TransportFailed(str(exc)))
 
@@ -1018,10 +1030,16 @@ class Endpoint:
         await self._flushed.wait()
 
     async def _deliver_quietly(
-        self, message: Request | Response, leg: Leg | None = None, dst: Address | None = None
+        self,
+        message: Request | Response,
+        leg: Leg | None = None,
+        dst: Address | None = None,
+        tls_hostname: str | None = None,
     ) -> bool:
         try:
-            await self.dispatcher.deliver(message, leg=leg, dst_addr=dst, do_retransmits=False)
+            await self.dispatcher.deliver(
+                message, leg=leg, dst_addr=dst, do_retransmits=False, tls_hostname=tls_hostname
+            )
         except DeliveryError as exc:
             log.info("sending %s failed: %s", message.summary(), exc)
             return False

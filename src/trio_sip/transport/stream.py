@@ -287,7 +287,12 @@ class StreamLeg(Leg):
             with anyio.fail_after(self.connect_timeout):
                 stream: ByteStream = await anyio.connect_tcp(dst[0], dst[1])
                 try:
-                    return await self._wrap_client(stream, tls_hostname)
+                    # Without a name (a URI with an address, a caller that
+                    # gave leg and address only), the certificate must name
+                    # the address: with none, the check would be skipped and
+                    # any certificate of a trusted CA accepted.
+                    name = tls_hostname if tls_hostname is not None else dst[0]
+                    return await self._wrap_client(stream, name)
                 except BaseException:
                     await anyio.aclose_forcefully(stream)
                     raise
@@ -335,7 +340,9 @@ class TLSLeg(StreamLeg):
     connections, and sent as a client certificate when the peer asks).
     ``cafile`` is what peers are verified against (the system store when not
     given). Peers are verified, with their host name checked against the SIP
-    domain of the request, unless ``verify=False`` (for tests only).
+    domain of the request (the name the resolver started from), or against
+    the address when there is no name (a URI with an IP address, a send with
+    only a leg and an address), unless ``verify=False`` (for tests only).
     ``require_client_cert`` makes the listener ask for and verify client
     certificates (mutual TLS). Ready-made contexts may be given instead.
     """
