@@ -6,10 +6,10 @@ import anyio
 import anyio.abc
 import pytest
 
-from trio_sip.endpoint import Dialog, dialog_id_of_request, dialog_id_of_response
+from trio_sip.endpoint import Dialog, Endpoint, dialog_id_of_request, dialog_id_of_response
 from trio_sip.message import NameAddr, Request, Response, make_response, parse_message
 
-from ._helpers import BOUND, answer, running_endpoint, serve
+from ._helpers import BOUND, answer, running_endpoint, serve, uri_of
 
 
 def invite(from_tag: str | None = "AliceTag") -> Request:
@@ -185,3 +185,33 @@ async def test_endpoint_call_to_rfc2543_callee_is_acknowledged_and_can_be_hung_u
             assert (bye.method, bye.to.tag, bye.uri.port) == ("BYE", None, port)
             await sock.sendto(make_response(bye, 200).to_bytes(), *src)
             assert (await bye_call.wait_final()).status == 200
+
+
+@pytest.mark.anyio
+@pytest.mark.virtual_time
+@pytest.mark.parametrize("status", [481, 408])
+async def test_a_reinvite_answered_481_or_408_ends_the_dialog(status: int) -> None:
+    # 12.2.1.2 and 14.1: a 481 or 408 to a request inside a dialog, a
+    # re-INVITE included, ends the dialog (before, re-INVITEs were left out
+    # and the call lived on with a peer that no longer knew it).
+    async def refuse_reinvite(ep: Endpoint, request: Request) -> None:
+        if request.method == "INVITE" and request.to.tag is not None:
+            await ep.respond(request, status)
+        else:
+            await answer(ep, request, ring=False)
+
+    async with (
+        running_endpoint() as uas,
+        running_endpoint() as uac,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(serve, uas, refuse_reinvite)
+        with anyio.fail_after(BOUND):
+            call = await uac.new_request("INVITE", uri_of(uas))
+            assert (await call.wait_final()).status == 200
+            (dialog,) = call.dialogs
+            response = await uac.request(dialog, "INVITE")
+            assert response.status == status
+            await uac.wait_dialog_ended(dialog)
+        assert uac.dialogs == ()
+        tg.cancel_scope.cancel()

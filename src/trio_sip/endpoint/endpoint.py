@@ -1135,9 +1135,11 @@ class Endpoint:
             for early in owner.dialogs:
                 if early.state is DialogState.EARLY:
                     self._end_dialog(early)
-        if request.method == "BYE" or (status in (408, 481) and request.method != "INVITE"):
+        if request.method == "BYE" or status in (408, 481):
             # 15.1.1: after a BYE the session is over whatever the answer;
-            # 12.2.1.2: a 408 or 481 to an in-dialog request ends the dialog.
+            # 12.2.1.2: a 408 or 481 to an in-dialog request ends the dialog,
+            # a re-INVITE's too (14.1; a 408 is also our own timeout). An
+            # initial INVITE has no dialog id: nothing ends here.
             did = _uac_dialog_id(request)
             ended = self._dialogs.get(did) if did is not None else None
             if ended is not None:
