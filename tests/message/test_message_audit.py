@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
-from trio_sip.message import URI, Headers, NameAddr, parse_message
+from trio_sip import ParseError
+from trio_sip.message import URI, Headers, NameAddr, Request, Response, parse_message
 
 OPTIONS = (
     b"OPTIONS sip:bob@biloxi.example.com SIP/2.0\r\n"
@@ -108,3 +111,40 @@ def test_headers_changed_as_often_as_the_message_s_are_not_taken_for_them() -> N
     assert msg.call_id == "other@example.com"
     assert msg.cseq.seq == 63104
     assert parse_message(bytes(msg)).call_id == "other@example.com"
+
+
+# ----- header injection -------------------------------------------------------------------------
+
+_INJECTED = "Bob\r\nContact: <sip:mallory@203.0.113.9>"
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: Headers([("Subject", _INJECTED)]),
+        lambda: Headers().add("Subject", _INJECTED),
+        lambda: Headers().add("X-Note\r\nContact", "<sip:mallory@203.0.113.9>"),
+        lambda: Headers().add("X-Note: a", "b"),
+        lambda: Headers([("Subject", "a")]).set("Subject", "x\nContact: y"),
+        lambda: Headers([("Via", "a")]).prepend("Via", "x\rContact: y"),
+        lambda: Request("OPTIONS", "sip:bob@example.com SIP/2.0\r\nContact: <sip:m@x>"),
+        lambda: Request("OPTIONS\r\nContact: y", "sip:bob@example.com"),
+        lambda: Response(486, "Busy\r\nContact: <sip:m@x>"),
+    ],
+)
+def test_a_line_break_cannot_write_a_header_of_its_own(build: Callable[[], object]) -> None:
+    # Text from elsewhere (a display name from a form, a caller's header)
+    # with CR or LF would end the line and add headers to what we send.
+    with pytest.raises(ParseError) as err:
+        build()
+    assert err.value.status_hint == 500
+
+
+def test_setters_refuse_line_breaks_and_leave_the_message_as_it_was() -> None:
+    request = Request("OPTIONS", "sip:bob@example.com")
+    response = Response(486)
+    with pytest.raises(ParseError):
+        request.method = "OPTIONS\r\nContact: y"
+    with pytest.raises(ParseError):
+        response.reason = "Busy\nContact: y"
+    assert (request.method, response.reason) == ("OPTIONS", "Busy Here")

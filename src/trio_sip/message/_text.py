@@ -155,6 +155,18 @@ def quote(text: str) -> str:
     return '"' + _NEEDS_ESCAPE.sub(lambda m: "\\" + m.group(), text) + '"'
 
 
+def refuse_line_breaks(text: str, what: str) -> None:
+    """Raise ParseError (status hint 500) if ``text`` holds a CR or LF.
+
+    For what goes on a line of an outgoing message (a header's name or
+    value, a method, a reason phrase): a line break there would end the
+    line and start another, so text from elsewhere (a caller's header, a
+    display name from a form) could write headers of its own.
+    """
+    if "\r" in text or "\n" in text:
+        raise ParseError(f"{what} cannot hold CR or LF: {text!r}", status_hint=500)
+
+
 def iter_semicolon_parts(text: str) -> Iterator[str]:
     """Split on ``;`` outside quoted strings (generic-param lists may quote)."""
     if '"' not in text:

@@ -12,7 +12,8 @@ import itertools
 from collections.abc import Iterable, Iterator
 from typing import Final
 
-from ._text import split_commas
+from ..errors import ParseError
+from ._text import refuse_line_breaks, split_commas
 
 __all__ = ["Headers", "canonical_name", "written_name", "COMPACT_FORMS"]
 
@@ -142,6 +143,15 @@ def written_name(name: str, key: str) -> str:
 _next_version: Final = itertools.count(1).__next__
 
 
+def _check_line(name: str, value: str) -> None:
+    # A header line written by us: no line break in it, no colon in the name
+    # (header injection: see refuse_line_breaks).
+    refuse_line_breaks(value, "a header value")
+    refuse_line_breaks(name, "a header name")
+    if ":" in name:
+        raise ParseError(f"a header name cannot hold a colon: {name!r}", status_hint=500)
+
+
 class Headers:
     """Header lines in order: ``(name as written, value)`` with case-free lookup.
 
@@ -161,6 +171,7 @@ class Headers:
         self.version = _next_version()
         keys, names, values = self._writable()
         for name, value in items:
+            _check_line(name, value)
             keys.append(canonical_name(name))
             names.append(name)
             values.append(value)
@@ -271,7 +282,13 @@ class Headers:
         return key, written_name(name, key)
 
     def add(self, name: str, value: str) -> None:
-        """Append a line ``name: value`` after every other header."""
+        """Append a line ``name: value`` after every other header.
+
+        A name or value with CR or LF (or a name with a colon) raises
+        :class:`~trio_sip.ParseError`, as in :meth:`prepend`, :meth:`set`
+        and the constructor: it would write lines of its own.
+        """
+        _check_line(name, value)
         key, written = self._name_for(name)
         keys, names, values = self._writable()
         keys.append(key)
@@ -285,6 +302,7 @@ class Headers:
         This is how a Via or Record-Route goes on top (RFC 3261 sections
         8.1.1.7 and 16.6).
         """
+        _check_line(name, value)
         key, written = self._name_for(name)
         keys, names, values = self._writable()
         try:
@@ -298,6 +316,7 @@ class Headers:
 
     def set(self, name: str, value: str) -> None:
         """Replace every line of ``name`` with one line, where the first stood."""
+        _check_line(name, value)
         key = canonical_name(name)
         try:
             at = self._keys.index(key)

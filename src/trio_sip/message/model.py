@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Final, TypeVar
 
 from ..errors import ParseError
+from ._text import refuse_line_breaks
 from .address import NameAddr
 from .cseq import CSeq
 from .headers import Headers, display_name
@@ -501,11 +502,13 @@ class Request(Message):
         body: bytes = b"",
     ) -> None:
         super().__init__(headers, body)
+        refuse_line_breaks(method, "a method")
         self._method = method
         self._uri: URI | None
         if isinstance(uri, URI):
             self._uri, self._uri_text = uri, str(uri)
         else:
+            refuse_line_breaks(uri, "a Request-URI")
             self._uri, self._uri_text = None, uri
 
     @classmethod
@@ -525,6 +528,7 @@ class Request(Message):
 
     @method.setter
     def method(self, value: str) -> None:
+        refuse_line_breaks(value, "a method")
         self._method = value
         self._raw = None
 
@@ -595,7 +599,11 @@ class Response(Message):
     ) -> None:
         super().__init__(headers, body)
         self._status = status
-        self._reason = REASON_PHRASES.get(status, "") if reason is None else reason
+        if reason is None:
+            reason = REASON_PHRASES.get(status, "")
+        else:
+            refuse_line_breaks(reason, "a reason phrase")
+        self._reason = reason
 
     @classmethod
     def _parsed(cls, status: int, reason: str) -> Response:
@@ -623,6 +631,7 @@ class Response(Message):
 
     @reason.setter
     def reason(self, value: str) -> None:
+        refuse_line_breaks(value, "a reason phrase")
         self._reason = value
         self._raw = None
 
