@@ -158,7 +158,13 @@ def test_reception_restarts_on_a_new_ssrc() -> None:
     stats = ReceptionStats(8000)
     for packet in _stream(10, 5):
         stats.update(packet, 0.0)
-    stats.update(RtpPacket(0, 7, 0, 2), 0.0)
+    # RFC 3550 A.1: a new source is on probation until its next packet
+    # follows in sequence; one packet of it is dropped and changes nothing.
+    assert not stats.update(RtpPacket(0, 7, 0, 2), 0.0)
+    assert stats.ssrc == 1
+    assert (stats.received, stats.expected) == (5, 5)
+    assert not stats.update(RtpPacket(0, 9, 0, 2), 0.0)  # not the next one
+    assert stats.update(RtpPacket(0, 10, 160, 2), 0.0)
     assert stats.ssrc == 2
     assert (stats.received, stats.expected) == (1, 1)
 

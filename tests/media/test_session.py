@@ -223,6 +223,34 @@ async def test_symmetric_rtp_answers_where_packets_come_from() -> None:
         assert packet.payload == b"\x02" * 160
 
 
+async def test_one_packet_of_a_stranger_does_not_take_the_stream() -> None:
+    # RFC 3550 A.1 probation: a packet of another SSRC from another address
+    # (stray, or forged by anyone who can reach the port) is dropped, and a
+    # symmetric session goes on sending to its peer; a second packet in
+    # sequence (a peer that really changed, a re-INVITE to a new media
+    # server) is believed.
+    async with MediaSession(HOST) as a, MediaSession(HOST) as b:
+        a.remote = b.local_address
+        await a.send(b"\x01" * 160)
+        await collect(b, 1)
+        assert b.remote == a.local_address
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:
+            stranger.bind((HOST, 0))
+            for sequence in (500, 700, 701):
+                forged = RtpPacket(0, sequence, 80_000, 0x5EED, payload=b"\x07" * 160)
+                stranger.sendto(forged.to_bytes(), b.local_address)
+                if sequence == 500:
+                    # Whatever the stranger sent first, the next real packet
+                    # from the peer still arrives and the stream stays its.
+                    await a.send(b"\x02" * 160)
+                    ((_, packet),) = await collect(b, 1)
+                    assert packet.payload == b"\x02" * 160
+                    assert b.remote == a.local_address
+            ((_, taken),) = await collect(b, 1)
+            assert (taken.sequence, taken.ssrc) == (701, 0x5EED)
+            assert b.remote == stranger.getsockname()
+
+
 async def test_a_held_session_sends_nothing() -> None:
     async with pair() as (a, b):
         a.direction = Direction.RECVONLY

@@ -239,12 +239,15 @@ class ReceptionStats:
     Feed every packet with :meth:`update`; it returns False for a packet that
     does not belong to the stream's sequence (a jump beyond the allowed dropout
     that is not yet confirmed by a second packet), which the caller should drop.
-    A new SSRC restarts the statistics: the source changed.
+    A new SSRC restarts the statistics once it is confirmed: the next packet
+    of that SSRC follows in sequence (probation, appendix A.1). The first
+    source is taken at once.
     """
 
     # Slotted: a busy UA holds thousands (one per call), and a dict each adds up.
     __slots__ = (
         "_bad_sequence",
+        "_candidate",
         "_seen",
         "_transit",
         "base_sequence",
@@ -266,6 +269,8 @@ class ReceptionStats:
         self.cycles = 0
         self.duplicates = 0
         self._bad_sequence: int | None = None
+        # A new SSRC on probation: (ssrc, the sequence number that confirms it).
+        self._candidate: tuple[int, int] | None = None
         self._seen = 0
         self._transit: float | None = None
         #: Interarrival jitter in timestamp units (RFC 3550 section 6.4.1).
@@ -279,6 +284,7 @@ class ReceptionStats:
         self.received = 0
         self.duplicates = 0
         self._bad_sequence = None
+        self._candidate = None
         self._seen = 1
         self._transit = None
         self.jitter_units = 0.0
@@ -291,6 +297,12 @@ class ReceptionStats:
         about network delay.
         """
         if packet.ssrc != self.ssrc:
+            if self.ssrc is not None and self._candidate != (packet.ssrc, packet.sequence):
+                # Appendix A.1 (MIN_SEQUENTIAL 2): one stray or forged packet
+                # of another SSRC neither ends the stream's statistics nor,
+                # in a symmetric session, moves where our RTP goes.
+                self._candidate = (packet.ssrc, (packet.sequence + 1) & 0xFFFF)
+                return False
             self._restart(packet)
         else:
             seq = packet.sequence
