@@ -431,7 +431,6 @@ class Call:
         if offer is None:
             await self._offer_in_200(request)
             return
-        self.remote_sdp = offer
         try:
             answer, params = answer_offer(
                 offer,
@@ -442,10 +441,18 @@ class Call:
                 # off hold: only our unhold() does (RFC 3264 section 8.4).
                 direction=self._hold_direction(),
                 previous=self.local_sdp,
+                # RFC 3261 section 14.2: a re-offer we cannot accept gets 488
+                # and leaves the session as it was, rather than a 200 that
+                # rejects every stream; one that disables every stream
+                # itself (ports 0, RFC 3264 section 8.2) is answered.
+                require=any(m.port != 0 for m in offer.media),
             )
         except NoCommonMedia:
+            # Refused: the session goes on as it was (RFC 3264 section 8), and
+            # remote_sdp stays the peer's description in force.
             await self.ua.endpoint.respond(request, 488)
             return
+        self.remote_sdp = offer
         self.local_sdp = answer
         if params is not None:
             self.media.apply(params)

@@ -22,7 +22,7 @@ from trio_sip.media import answer_offer
 from trio_sip.message import Request, Response, make_response
 from trio_sip.message.sdp import Direction, SessionDescription
 from trio_sip.transport.leg import Address, Leg
-from trio_sip.ua import Call, UserAgent
+from trio_sip.ua import Call, CallFailed, UserAgent
 
 pytestmark = pytest.mark.anyio
 
@@ -234,3 +234,43 @@ async def test_holds_that_cross_are_each_sent_once_more_after_the_491() -> None:
                 assert held["bob"][1] <= 2.1
                 assert 2.1 <= held["alice"][1] <= 4.1
                 assert a.media.direction is b.media.direction is Direction.INACTIVE
+
+
+@pytest.mark.virtual_time
+async def test_a_refused_reoffer_leaves_the_session_as_it_was() -> None:
+    # RFC 3264 section 8: a re-offer answered 488 changes nothing; the
+    # peer's description in force is still the one we answered before.
+    answered: list[Call] = []
+    async with (
+        UserAgent("sip:alice@127.0.0.1", listen=LEG) as alice,
+        UserAgent("sip:bob@127.0.0.1", listen=LEG) as bob,
+        anyio.create_task_group() as tg,
+    ):
+
+        async def callee() -> None:
+            async for call in bob.incoming_calls():
+                await call.answer()
+                answered.append(call)
+                await call.wait_ended()
+                return
+
+        tg.start_soon(callee)
+        with anyio.fail_after(10):
+            async with alice.invite(f"sip:bob@{address(bob)}") as a:
+                await a.wait_answered()
+                await anyio.wait_all_tasks_blocked()
+                (b,) = answered
+                in_force = b.remote_sdp
+                assert in_force is not None
+                assert a.local_sdp is not None
+                # Only G.729, which nobody here speaks.
+                media = (replace(a.local_sdp.media[0], formats=("18",), attributes=()),)
+                unusable = replace(a.local_sdp, media=media).with_next_version()
+                with pytest.raises(CallFailed) as refused:
+                    await a.request(
+                        "INVITE",
+                        headers=[("Content-Type", "application/sdp")],
+                        body=bytes(unusable),
+                    )
+                assert refused.value.status == 488
+                assert b.remote_sdp == in_force
