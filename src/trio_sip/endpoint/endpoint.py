@@ -239,6 +239,9 @@ class _DialogEnd:
 
     event: anyio.Event | None = None
     callbacks: list[Callable[[], object]] = field(default_factory=list)
+    #: Its requests from the peer still without a final answer (an INVITE
+    #: that only rang, a re-INVITE ...): a BYE ends them with 487 (15.1.2).
+    pending: list[_ServerTx] | None = None
 
     def fire(self) -> None:
         if self.event is not None:
@@ -287,7 +290,9 @@ class ClientRequest:
         self._got_provisional = False
         self._cancel_wanted = False
         self._cancel_sent = False
-        self._answered_realms: set[str] = set()
+        # Realm -> (header, challenge, credentials) of each challenge answered
+        # so far: every retry answers them all (22.3: a proxy's and the UAS's).
+        self._answered_realms: dict[str, tuple[str, Challenge, tuple[str, str]]] = {}
         # Realm -> (header, challenge) of each challenge answered: the
         # Endpoint keeps them for the next request to the same To (22.2).
         self._challenges: dict[str, tuple[str, Challenge]] = {}
@@ -388,7 +393,9 @@ class Endpoint:
 
     ``user`` goes into the Contact and default From URIs. ``allow``,
     ``accept`` and ``supported`` are announced in OPTIONS answers (11.2);
-    methods outside ``allow`` get 405 (known) or 501 (unknown). Requests
+    methods outside ``allow`` get 405 (known) or 501 (unknown), and a
+    request that requires an option tag outside ``supported`` gets 420
+    (8.2.2.3). Requests
     the application has not taken yet queue up to ``queue_size``; beyond
     that new requests get 503. ``credentials`` answer 401/407 challenges
     unless a request brings its own. ``call_ids`` makes the Call-ID of each
@@ -688,6 +695,8 @@ class Endpoint:
 
     def on_cancelled(self, request: Request, callback: Callable[[], object]) -> None:
         """Call ``callback`` (synchronous) when a CANCEL ends the INVITE ``request`` with 487.
+
+        So does the caller's BYE of the early dialog (15.1.2).
 
         For a caller with no task waiting on the INVITE (the UserAgent's
         incoming calls). Called at once when that happened already; never
@@ -1122,6 +1131,12 @@ class Endpoint:
             return
         if owner.done:
             return  # a further 2xx of a fork was handled above
+        if request.method == "INVITE" and status >= 300:
+            # 12.3: a non-2xx final response ends every early dialog of the
+            # INVITE, also when a new INVITE follows it (auth, redirect, failover).
+            for early in owner.dialogs:
+                if early.state is DialogState.EARLY:
+                    self._end_dialog(early)
         if await self._retried(owner, response):
             return
         if request.method != "INVITE" and request.method in TARGET_REFRESH_METHODS:
@@ -1130,11 +1145,6 @@ class Endpoint:
             refreshed = self._dialogs.get(did) if did is not None else None
             if refreshed is not None:
                 refreshed.update_from_response(response, request.method)
-        if request.method == "INVITE" and status >= 300:
-            # 12.3: a non-2xx final response ends every early dialog of the INVITE.
-            for early in owner.dialogs:
-                if early.state is DialogState.EARLY:
-                    self._end_dialog(early)
         if request.method == "BYE" or status in (408, 481):
             # 15.1.1: after a BYE the session is over whatever the answer;
             # 12.2.1.2: a 408 or 481 to an in-dialog request ends the dialog,
@@ -1198,12 +1208,30 @@ class Endpoint:
                 return
             self._spawn(lambda: self._bye(dialog))
             return
+        dialogs = owner.dialogs
+        if len(dialogs) > 1 and dialog in dialogs:
+            # The first 2xx: its dialog is the answer, listed first (the
+            # UserAgent follows dialogs[0]), before the early ones of forks
+            # that only rang.
+            dialogs.remove(dialog)
+            dialogs.insert(0, dialog)
+            if any(d.state is DialogState.EARLY for d in dialogs):
+                # 13.2.2.4: 64*T1 after the first 2xx, the early dialogs not
+                # confirmed by a 2xx of their own are over.
+                self._timers.call_coarse(
+                    self.config.duration(Timer.M), Endpoint._end_early_dialogs, self, owner
+                )
         if owner._cancel_wanted:
             # The 2xx crossed our CANCEL (9.1): the call is not wanted any
             # more, so it is acknowledged and ended at once (15).
             owner._finish(response)
             self._client_requests.discard(owner)
             self._spawn(lambda: self._bye(dialog))
+
+    def _end_early_dialogs(self, owner: ClientRequest) -> None:
+        for dialog in owner.dialogs:
+            if dialog.state is DialogState.EARLY:
+                self._end_dialog(dialog)
 
     async def _retry_with_auth(self, owner: ClientRequest, response: Response) -> bool:
         source = owner.credentials
@@ -1224,10 +1252,15 @@ class Endpoint:
         creds = source(challenge.realm) if callable(source) else source
         if creds is None:
             return False
-        owner._answered_realms.add(challenge.realm)
-        request = _resend_copy(owner.request, self._dialogs)
         name = "Authorization" if response.status == 401 else "Proxy-Authorization"
-        self._answer(request, name, challenge, creds)
+        answered = owner._answered_realms
+        answered[challenge.realm] = (name, challenge, creds)
+        request = _resend_copy(owner.request, self._dialogs)
+        # The copy has no credentials: those of the realms answered before
+        # (a proxy's 407, then the UAS's 401) go again with this one, or the
+        # first challenger would refuse the retry (22.3).
+        for kept_name, kept, kept_creds in answered.values():
+            self._answer(request, kept_name, kept, kept_creds)
         if challenge.qop:
             # Without qop there is no nonce count: a second use of the
             # nonce would look like a replay (RFC 7616 section 3.4).
@@ -1450,12 +1483,14 @@ class Endpoint:
             self._on_cancel(tx, request)
             return None
         did = dialog_id_of_request(request)
-        if did is not None:
-            dialog = self._dialogs.get(did)
-            if dialog is None:
-                # 12.2.2: a request with a To tag that matches no dialog.
-                self._reject(tx, 481)
-                return None
+        dialog = self._dialogs.get(did) if did is not None else None
+        if did is not None and dialog is None:
+            # 12.2.2: a request with a To tag that matches no dialog.
+            self._reject(tx, 481)
+            return None
+        if "require" in request.headers and self._refused_extensions(tx, request):
+            return None
+        if dialog is not None:
             if dialog.check_request(request) is not None:
                 # 12.2.2: CSeq lower than the last one; 14.2 adds Retry-After.
                 self._reject(tx, 500, [("Retry-After", str(secrets.randbelow(10) + 1))])
@@ -1471,6 +1506,7 @@ class Endpoint:
                 return None
             if method == "BYE":
                 self._respond(tx, 200)
+                self._terminate_pending(dialog)
                 self._end_dialog(dialog)
                 # What waits out Timer J answers retransmissions only.
                 tx.dialog = None
@@ -1484,6 +1520,8 @@ class Endpoint:
             else:
                 self._reject(tx, 501)
             return None
+        if tx.dialog is not None:
+            self._await_answer(tx.dialog, tx)
         handler = self._request_handler
         pending: Awaitable[object] | None = None
         if handler is None:
@@ -1505,6 +1543,16 @@ class Endpoint:
             # goes out if it has not answered within 200 ms.
             tx.trying = self._timers.call_later(self.trying_delay, self._trying_due, tx)
         return pending
+
+    def _refused_extensions(self, tx: _ServerTx, request: Request) -> bool:
+        """Answer 420 when ``request`` requires an option tag we do not support (8.2.2.3)."""
+        supported = {tag.lower() for tag in self.supported}
+        unknown = [tag for tag in request.headers.values("require") if tag.lower() not in supported]
+        if not unknown:
+            return False
+        # 8.2.2.3: the Unsupported header lists the option tags not understood.
+        self._reject(tx, 420, [("Unsupported", ", ".join(dict.fromkeys(unknown)))])
+        return True
 
     def _handler_failed(self, tx: _ServerTx) -> None:
         # A request handler raised: logged, and a request it left unanswered
@@ -1568,11 +1616,37 @@ class Endpoint:
         target.cancelled = True
         if target.machine.state is ServerInviteState.PROCEEDING:
             # 9.2: the INVITE is answered 487 unless it had its final response.
-            callback = target.on_cancel  # taken first: a final response drops it
-            self._respond(target, 487)
-            target.ended_by_cancel = True
-            if callback is not None:
-                callback()
+            self._request_terminated(target)
+
+    def _request_terminated(self, tx: _ServerTx) -> None:
+        # 487 for a request the caller gave up on (CANCEL, 9.2; BYE, 15.1.2).
+        callback = tx.on_cancel  # taken first: a final response drops it
+        self._respond(tx, 487)
+        tx.ended_by_cancel = True
+        if callback is not None:
+            callback()
+
+    def _await_answer(self, dialog: Dialog, tx: _ServerTx) -> None:
+        # Filed until its final answer: a BYE ends what is still pending (15.1.2).
+        ended = self._dialog_ended.get(dialog.id)
+        if ended is not None:
+            if ended.pending is None:
+                ended.pending = []
+            ended.pending.append(tx)
+
+    def _terminate_pending(self, dialog: Dialog) -> None:
+        # 15.1.2: "The UAS MUST still respond to any pending requests received
+        # for that dialog. It is RECOMMENDED that a 487 ... be generated".
+        ended = self._dialog_ended.get(dialog.id)
+        if ended is None or not ended.pending:
+            return
+        for tx in list(ended.pending):  # each 487 takes it off the list
+            if tx.machine.state in (
+                ServerInviteState.PROCEEDING,
+                ServerNonInviteState.TRYING,
+                ServerNonInviteState.PROCEEDING,
+            ):
+                self._request_terminated(tx)
 
     def _respond(
         self,
@@ -1618,6 +1692,10 @@ class Endpoint:
             # No CANCEL can end it now; the callback (a call, its media)
             # must not live on with the transaction's 64*T1.
             tx.on_cancel = None
+            if tx.dialog is not None:
+                ended = self._dialog_ended.get(tx.dialog.id)
+                if ended is not None and ended.pending and tx in ended.pending:
+                    ended.pending.remove(tx)
         if status >= 200 and request.method == "INVITE":
             # An RFC 2543 client's ACK carries the To tag of this response;
             # filed under that key too, it finds the transaction (17.2.3).
@@ -1701,6 +1779,10 @@ class Endpoint:
             return
         self._add_dialog(dialog)
         tx.dialog = dialog
+        if response.status < 200:
+            # An early dialog: the caller may end it with BYE (15), which
+            # ends the INVITE still waiting for its answer.
+            self._await_answer(dialog, tx)
 
     def _settle(self, pending: _Pending2xx) -> None:
         pending.settled = True
