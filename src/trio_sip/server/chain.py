@@ -8,14 +8,16 @@ itself, so chains nest, and it is also what a Dispatcher takes as receiver.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
-from ..message import Message, Request, Response, make_response, new_tag
+from ..message import Message, Request, Response, make_response
 from ..transport.leg import Address, Leg
 
 if TYPE_CHECKING:
@@ -42,6 +44,23 @@ class Handler(Protocol):
         ...
 
 
+#: Keys the To tags of :func:`reply`: random per process, so that the tags are
+#: as unguessable as fresh ones (RFC 3261 section 19.3).
+_TAG_KEY: Final = os.urandom(16)
+
+
+def _stateless_tag(request: Request) -> str:
+    # RFC 3261 section 8.2.7: the same tag for the same request, so that a
+    # retransmission answered again does not look like a fork. Branch and
+    # sent-by name the transaction; Call-ID and CSeq number do it for an RFC
+    # 2543 client without a branch. The method is left out: the 200 to a
+    # CANCEL and the 487 to its INVITE share their tag (section 9.2).
+    via = request.top_via
+    text = f"{via.branch}\0{via.host}\0{via.port}\0{request.call_id}\0{request.cseq.seq}"
+    data = text.encode("utf-8", "surrogateescape")
+    return hashlib.blake2b(data, digest_size=8, key=_TAG_KEY).hexdigest()
+
+
 async def reply(
     dispatcher: Dispatcher,
     request: Request,
@@ -55,11 +74,19 @@ async def reply(
 ) -> None:
     """Answer ``request`` with ``status`` through ``dispatcher`` (RFC 3261 8.2.6).
 
-    Final responses get a To-tag (fresh unless given). When ``answered`` is
-    given and the request is an INVITE, the ACK for this non-2xx final
-    response will be absorbed by :meth:`AnsweredInvites.absorbs`.
+    Every response but 100 gets a To-tag when the request has none:
+    ``to_tag``, else one derived from the request, the same for every
+    response to it and for its retransmissions (section 8.2.7). An ACK is
+    never answered: nothing is sent. When ``answered`` is given and the
+    request is an INVITE, the ACK for this non-2xx final response will be
+    absorbed by :meth:`AnsweredInvites.absorbs`.
     """
-    tag = to_tag if to_tag is not None else (new_tag() if status >= 200 else None)
+    if request.method == "ACK":
+        # Sections 8.2.7 and 17: an ACK gets no response.
+        return
+    tag = to_tag
+    if tag is None and status > 100 and request.to.tag is None:
+        tag = _stateless_tag(request)
     response = make_response(request, status, reason, to_tag=tag, headers=headers)
     if answered is not None and request.method == "INVITE" and status >= 300:
         answered.add(request)
