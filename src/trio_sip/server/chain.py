@@ -176,6 +176,10 @@ class ReceiveChain:
         return False
 
 
+#: What a registrar and proxy built from these handlers serve, for a 405's Allow.
+_SERVED_METHODS: Final = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER")
+
+
 class Blocker:
     """Answer the listed methods with a fixed status (e.g. 405) and absorb their ACK."""
 
@@ -183,6 +187,9 @@ class Blocker:
         self.dispatcher = dispatcher
         self.block = dict(block)
         self._answered = AnsweredInvites()
+        # RFC 3261 section 21.4.6: a 405 lists the methods that are valid
+        # here, which the blocked ones are not.
+        self._allow = ", ".join(m for m in _SERVED_METHODS if m not in self.block)
 
     async def receive(self, packet: Request | Response, leg: Leg, from_addr: Address) -> bool:
         """True for a blocked request (answered) or the ACK of one."""
@@ -195,8 +202,7 @@ class Blocker:
             return False
         headers: list[tuple[str, str]] = []
         if status == 405:
-            # RFC 3261 section 21.4.6: a 405 lists the methods that are allowed.
-            headers.append(("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER"))
+            headers.append(("Allow", self._allow))
         await reply(self.dispatcher, packet, status, leg, headers=headers, answered=self._answered)
         return True
 
