@@ -7,7 +7,15 @@ from collections.abc import Callable
 import pytest
 
 from trio_sip import ParseError
-from trio_sip.message import URI, Headers, NameAddr, Request, Response, parse_message
+from trio_sip.message import (
+    URI,
+    Headers,
+    NameAddr,
+    Request,
+    Response,
+    make_response,
+    parse_message,
+)
 
 OPTIONS = (
     b"OPTIONS sip:bob@biloxi.example.com SIP/2.0\r\n"
@@ -148,3 +156,29 @@ def test_setters_refuse_line_breaks_and_leave_the_message_as_it_was() -> None:
     with pytest.raises(ParseError):
         response.reason = "Busy\nContact: y"
     assert (request.method, response.reason) == ("OPTIONS", "Busy Here")
+
+
+# ----- responses ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("method", "copied"), [("INVITE", True), ("REGISTER", False)])
+def test_record_route_is_copied_into_dialog_responses_but_never_for_register(
+    method: str, copied: bool
+) -> None:
+    # 12.1.1 copies Record-Route into a response that may make a dialog;
+    # 10.3: "A registrar MUST NOT include a Record-Route header field in any
+    # response to a REGISTER request."
+    request = Request(
+        method,
+        "sip:example.com",
+        [
+            ("Via", "SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKrr"),
+            ("Record-Route", "<sip:p1.example.com;lr>"),
+            ("From", "<sip:alice@example.com>;tag=a"),
+            ("To", "<sip:alice@example.com>"),
+            ("Call-ID", "rr@192.0.2.1"),
+            ("CSeq", f"1 {method}"),
+        ],
+    )
+    response = make_response(request, 200, to_tag="t")
+    assert ("record-route" in response.headers) is copied

@@ -42,7 +42,9 @@ def new_call_id(host: str | None = None) -> str:
 
 
 # What a response copies from its request (RFC 3261 section 8.2.6): always,
-# and Record-Route in a 101-299 (12.1.1), Timestamp in a 100 (8.2.6.1).
+# and Record-Route in a 101-299 (12.1.1; but "a registrar MUST NOT include a
+# Record-Route header field in any response to a REGISTER", 10.3),
+# Timestamp in a 100 (8.2.6.1).
 _COPIED: Final = frozenset({"via", "from", "to", "call-id", "cseq"})
 _COPIED_DIALOG: Final = _COPIED | {"record-route"}
 _COPIED_TRYING: Final = _COPIED | {"timestamp"}
@@ -62,10 +64,11 @@ def make_response(
     Via (every line, in order), From, To, Call-ID and CSeq are copied; a
     To-tag is added when ``to_tag`` is given and the request's To has none;
     Record-Route is copied into 101-299 responses (section 12.1.1) and
-    Timestamp into 100 Trying (section 8.2.6.1). ``headers`` are appended.
+    Timestamp into 100 Trying (section 8.2.6.1), never into a response to
+    REGISTER (section 10.3). ``headers`` are appended.
     """
     src = request.headers
-    if 100 < status < 300:
+    if 100 < status < 300 and request.method != "REGISTER":
         copied = _COPIED_DIALOG
     elif status == 100:
         copied = _COPIED_TRYING
