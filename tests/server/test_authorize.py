@@ -11,7 +11,7 @@ import pytest
 
 from dispatcher._peer import UDPPeer, udp_peer
 from trio_sip.dispatcher import Dispatcher
-from trio_sip.message import Response
+from trio_sip.message import Response, parse_message
 from trio_sip.message.digest import Algorithm, Challenge, authorize, ha1, parse_challenges
 from trio_sip.server import Authorize, Nonces, NonceState, ReceiveChain, Registrar
 
@@ -250,3 +250,21 @@ def test_a_retransmission_is_the_same_bytes_within_the_life_of_its_transaction()
     clock.now += 28  # 33 s after the first use: no transaction lives that long
     assert not nonces.use("n1", 1, "z9hG4bK1", fingerprint="f1")
     assert nonces.use("n1", 2, "z9hG4bK2", fingerprint="f3")
+
+
+async def test_an_ack_is_never_challenged_even_when_not_exempt() -> None:
+    # An ACK can get no response (17.1.1.3): with ACK left out of ``exempt``
+    # it was challenged, which sends nothing and swallowed it, so a proxy
+    # behind an Authorize lost the ACKs of its calls' 2xx.
+    async with running(exempt=("OPTIONS",)) as (peer, auth, _dst):
+        ack = raw(
+            "ACK",
+            "sip:bob@example.com",
+            peer.address,
+            branch="z9hG4bKack1",
+            to="<sip:bob@example.com>;tag=b1",
+        )
+        assert (
+            await auth.receive(parse_message(ack), auth.dispatcher.legs[0], peer.address) is False
+        )
+        assert auth.statistics().challenged == 0

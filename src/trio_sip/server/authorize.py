@@ -168,7 +168,8 @@ class Authorize:
     Proxy-Authorization, otherwise with 401 and Authorization (RFC 3261
     sections 22.2, 22.3). ``methods`` limits which requests need
     authentication (all but ``exempt`` when None); ACK and CANCEL are exempt
-    by default: they follow their INVITE (section 22.1). With
+    by default: they follow their INVITE (section 22.1). An ACK is never
+    challenged, whatever ``exempt`` says: it can get no answer. With
     ``check_from``, the user must be the one in From, and for a REGISTER
     also the one in To, whose bindings change (section 10.3 step 4).
 
@@ -255,8 +256,11 @@ class Authorize:
         if not isinstance(packet, Request):
             return False
         method = packet.method
-        if method == "ACK" and self._answered.absorbs(packet):
-            return True
+        if method == "ACK":
+            # An ACK can get no answer, so no challenge either (17.1.1.3,
+            # 22.1), whatever ``exempt`` says: that of a challenge stops
+            # here, the others (a 2xx's, through a proxy) go on.
+            return self._answered.absorbs(packet)
         if method in self.exempt or (self.methods is not None and method not in self.methods):
             return False
         credentials = self._find_credentials(packet)
