@@ -135,6 +135,26 @@ async def test_stale_nonce_is_answered_again() -> None:
         assert nonces == [None, "nonce-1", "nonce-2"]
 
 
+class AlwaysStale(Challenger):
+    """A broken server: every right answer is told its nonce went stale."""
+
+    async def __call__(self, ep: Endpoint, request: Request) -> None:
+        self.stale_once = True
+        await super().__call__(ep, request)
+
+
+async def test_a_server_that_finds_every_nonce_stale_is_not_answered_forever() -> None:
+    # stale=true asks for one more try with the new nonce (RFC 7616 3.3); a
+    # server that says it every time got a new request every time, forever.
+    challenger = AlwaysStale(401, Algorithm.MD5)
+    async with challenged(challenger, credentials=("alice", "secret")) as (uas, uac):
+        with anyio.fail_after(BOUND):
+            final = await uac.request(uri_of(uas), "MESSAGE")
+    assert final.status == 401
+    assert challenger.seen[0] is None
+    assert len(challenger.seen) == 1 + 5  # the first try, and five with credentials
+
+
 async def test_no_credentials_returns_the_challenge() -> None:
     challenger = Challenger(401, Algorithm.MD5)
     async with challenged(challenger) as (uas, uac):

@@ -115,6 +115,11 @@ _DEFAULT_ALLOW = ("INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "UPDATE", "INFO",
 #: How often a 3xx is followed before the last one is returned (a redirect loop).
 _MAX_REDIRECTS = 5
 
+#: How many times one request is sent again with credentials: a realm each,
+#: and a few stale nonces, but not forever for a server that calls every
+#: nonce stale.
+_MAX_AUTH_RETRIES = 5
+
 #: How many To URIs keep the challenges answered for them (the least recent go).
 _AUTH_KEPT = 256
 #: How many nonces keep their count of uses (the least recent go).
@@ -296,6 +301,7 @@ class ClientRequest:
         # Realm -> (header, challenge) of each challenge answered: the
         # Endpoint keeps them for the next request to the same To (22.2).
         self._challenges: dict[str, tuple[str, Challenge]] = {}
+        self._auth_retries = 0
         self._redirects = 0
         #: Targets not tried yet (RFC 3263 4.3), each with the leg that reaches it.
         self._routes: list[tuple[Leg, Target]] = []
@@ -1249,10 +1255,13 @@ class Endpoint:
         # stale (RFC 3261 22.2, RFC 7616 3.3).
         if challenge.realm in owner._answered_realms and not challenge.stale:
             return False
+        if owner._auth_retries >= _MAX_AUTH_RETRIES:
+            return False  # a server that finds every nonce stale: its answer stands
         creds = source(challenge.realm) if callable(source) else source
         if creds is None:
             return False
         name = "Authorization" if response.status == 401 else "Proxy-Authorization"
+        owner._auth_retries += 1
         answered = owner._answered_realms
         answered[challenge.realm] = (name, challenge, creds)
         request = _resend_copy(owner.request, self._dialogs)
