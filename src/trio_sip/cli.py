@@ -18,9 +18,11 @@ import dataclasses
 import gc
 import json
 import logging
+import math
 import os
 import signal
 import sqlite3
+import ssl
 import sys
 import time
 import wave
@@ -145,12 +147,16 @@ async def ping(disp: Dispatcher, target: URI) -> Response:
 
 async def _options(args: argparse.Namespace) -> int:
     target = URI.parse(args.uri)
+    stop: anyio.CancelScope = getattr(args, "stop", None) or anyio.CancelScope()
     async with _dispatcher(args, [_leg_spec(args, args.listen)], t1=args.t1) as disp:
-        try:
-            response = await ping(disp, target)
-        except DeliveryError as exc:
-            print(f"no answer from {target}: {exc}", file=sys.stderr)
-            return 2
+        with stop:
+            try:
+                response = await ping(disp, target)
+            except DeliveryError as exc:
+                print(f"no answer from {target}: {exc}", file=sys.stderr)
+                return 2
+    if stop.cancel_called:
+        return 130  # 128 + SIGINT, as for call
     print(response.start_line)
     for name, value in response.headers:
         print(f"{name}: {value}")
@@ -294,17 +300,48 @@ def _leg_spec(args: argparse.Namespace, spec: str) -> str | dict[str, Any]:
     proto, host, port = parse_leg_spec(spec)
     if proto != "tls":
         return spec
-    cert = getattr(args, "cert", None)
+    if not hasattr(args, "cert"):
+        # answer, call, register and options take no certificate.
+        raise _UsageError(f"--listen {spec}: TLS legs are for proxy and registrar only")
+    cert = args.cert
     if cert is None:
         raise _UsageError(f"--listen {spec} needs --cert (and --key unless the cert has it)")
+    _check_tls_files(cert, args.key, args.ca)
     return {
         "proto": "tls",
         "host": host,
         "port": port,
         "certfile": cert,
-        "keyfile": getattr(args, "key", None),
-        "cafile": getattr(args, "ca", None),
+        "keyfile": args.key,
+        "cafile": args.ca,
     }
+
+
+def _check_tls_files(cert: str, key: str | None, ca: str | None) -> None:
+    """Load ``--cert``/``--key`` and ``--ca`` as a TLS leg will; a usage error if they fail.
+
+    So that a missing or unusable file is one line, not a traceback.
+    """
+    files = f"--cert {cert}" + (f" --key {key}" if key else "")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except OSError as exc:  # ssl.SSLError is one
+        raise _UsageError(
+            f"cannot use {files}: {_tls_file_error(exc, 'certificate and key')}"
+        ) from None
+    try:
+        ssl.create_default_context(cafile=ca)
+    except OSError as exc:
+        raise _UsageError(
+            f"cannot use --ca {ca}: {_tls_file_error(exc, 'CA certificates')}"
+        ) from None
+
+
+def _tls_file_error(exc: OSError, expected: str) -> str:
+    # The OpenSSL reason (KEY_VALUES_MISMATCH), when it gives one.
+    if isinstance(exc, ssl.SSLError):
+        return f"not PEM {expected}" + (f" ({exc.reason})" if exc.reason else "")
+    return exc.strerror or str(exc)
 
 
 def _listen_legs(args: argparse.Namespace, listen: Sequence[str]) -> list[Any]:
@@ -1010,6 +1047,8 @@ async def _answer(args: argparse.Namespace) -> int:
                 await ua.register(f"sip:{args.registrar}", expires=args.expires)
             except CallFailed as exc:
                 print(f"trio-sip: REGISTER failed: {exc}", file=sys.stderr)
+                # The tasks above serve forever: the task group would wait for them.
+                tg.cancel_scope.cancel()
                 return code
         code = await _serve(
             args,
@@ -1074,14 +1113,21 @@ async def _call(args: argparse.Namespace) -> int:
 
 
 async def _register(args: argparse.Namespace) -> int:
+    stop: anyio.CancelScope = getattr(args, "stop", None) or anyio.CancelScope()
     async with _user_agent(args, args.aor, [args.listen]) as ua:
-        try:
-            response = await ua.register(
-                f"sip:{args.registrar}", expires=args.expires, contact=args.contact, refresh=False
-            )
-        except CallFailed as exc:
-            print(f"REGISTER failed: {exc}", file=sys.stderr)
-            return 1
+        with stop:
+            try:
+                response = await ua.register(
+                    f"sip:{args.registrar}",
+                    expires=args.expires,
+                    contact=args.contact,
+                    refresh=False,
+                )
+            except CallFailed as exc:
+                print(f"REGISTER failed: {exc}", file=sys.stderr)
+                return 1
+        if stop.cancel_called:
+            return 130  # 128 + SIGINT, as for call
         print(response.start_line)
         for contact in response.headers.values("contact"):
             print(f"Contact: {contact}")
@@ -1154,6 +1200,26 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, not {text!r}")
+    return value
+
+
+def _seconds_arg(text: str) -> float:
+    # float() takes "nan" and negative numbers, which no wait can use ("inf"
+    # is a wait until stopped).
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, not {text!r}")
+    return value
+
+
+def _t1_arg(text: str) -> float:
+    value = _seconds_arg(text)
+    if not 0 < value < math.inf:
+        # Every timer is a multiple of T1: 0 gives up at once, inf never.
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, not {text!r}")
     return value
 
 
@@ -1231,12 +1297,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("parse", help="parse and check a SIP message read from standard input")
     p.set_defaults(run=_parse, is_async=False)
     p = sub.add_parser("options", help="ping a SIP server with OPTIONS and print the answer")
-    p.add_argument("uri", help="the server, e.g. sip:127.0.0.1:5060")
+    p.add_argument("uri", type=_uri_arg, help="the server, e.g. sip:127.0.0.1:5060")
     p.add_argument(
         "--listen", default="udp:0.0.0.0:0", type=_listen_arg, help="local leg (udp:0.0.0.0:0)"
     )
-    p.add_argument("--t1", type=float, default=0.5, help="RFC 3261 T1 in seconds")
-    p.set_defaults(run=_options, is_async=True)
+    p.add_argument("--t1", type=_t1_arg, default=0.5, help="RFC 3261 T1 in seconds")
+    # A signal ends the wait for the answer (exit status 130), as for call.
+    p.set_defaults(run=_options, is_async=True, interruptible=True)
     p = sub.add_parser("demo", help="run a responder and ping it over loopback")
     p.set_defaults(run=_demo, is_async=True)
     p = sub.add_parser("proxy", help="run a stateless proxy (with --registrar: and a registrar)")
@@ -1255,8 +1322,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_proxy, is_async=True, serves=True)
     p = sub.add_parser("answer", help="answer every call (a UAS for tests and load)")
     p.add_argument("--listen", action="append", required=True, type=_listen_arg, metavar="SPEC")
-    p.add_argument("--ring", type=float, default=0.0, metavar="SECONDS", help="ring this long")
-    p.add_argument("--hangup-after", type=float, metavar="SECONDS", help="then BYE")
+    p.add_argument(
+        "--ring", type=_seconds_arg, default=0.0, metavar="SECONDS", help="ring this long"
+    )
+    p.add_argument("--hangup-after", type=_seconds_arg, metavar="SECONDS", help="then BYE")
     p.add_argument("--code", type=_status_arg, default=200, help="answer with CODE (200)")
     _media_arguments(p, "loops")
     p.set_defaults(play_loop=True)
@@ -1278,8 +1347,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="from_", type=_uri_arg, metavar="URI", help="our AOR")
     p.add_argument("--proxy", type=_hostport_arg, metavar="HOST:PORT", help="outgoing proxy")
     p.add_argument("--user", action="append", default=[], type=_user_arg, metavar="USER:PASS")
-    p.add_argument("--duration", type=float, default=0.0, metavar="SECONDS", help="talk time")
-    p.add_argument("--ring-timeout", type=float, default=30.0, metavar="SECONDS")
+    p.add_argument(
+        "--duration", type=_seconds_arg, default=0.0, metavar="SECONDS", help="talk time"
+    )
+    p.add_argument("--ring-timeout", type=_seconds_arg, default=30.0, metavar="SECONDS")
     p.add_argument("--listen", default="udp:0.0.0.0:0", type=_listen_arg, metavar="SPEC")
     _media_arguments(p, "plays the file once")
     p.add_argument(
@@ -1302,7 +1373,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--expires", type=_positive_int, default=600, metavar="N")
     p.add_argument("--user", action="append", default=[], type=_user_arg, metavar="USER:PASS")
     p.add_argument("--listen", default="udp:0.0.0.0:0", type=_listen_arg, metavar="SPEC")
-    p.set_defaults(run=_register, is_async=True)
+    p.set_defaults(run=_register, is_async=True, interruptible=True)
     p = sub.add_parser("registrar", help="run a registrar")
     _server_arguments(p)
     p.add_argument("--min-expires", type=_positive_int, default=60, metavar="N")
