@@ -151,3 +151,31 @@ def test_sigint_ends_the_wait_for_an_answer(backend: str, command: str) -> None:
     assert process.returncode == 130, err
     assert err.decode() == "interrupted by SIGINT\n"
     assert out == b""
+
+
+def test_a_registrar_answers_cancel_with_481_and_other_methods_with_405() -> None:
+    # Section 9.2: a CANCEL that matches no transaction gets 481 (a registrar
+    # never has an INVITE to cancel); other methods 405 with Allow (21.4.6).
+    with (
+        Command("registrar", "--listen", "udp:127.0.0.1:0") as registrar,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client,
+    ):
+        at = ("127.0.0.1", registrar.start().port())
+        client.bind(("127.0.0.1", 0))
+        client.settimeout(10)
+        here = client.getsockname()[1]
+        statuses = []
+        for method in ("CANCEL", "MESSAGE"):
+            client.sendto(
+                (
+                    f"{method} sip:bob@127.0.0.1 SIP/2.0\r\n"
+                    f"Via: SIP/2.0/UDP 127.0.0.1:{here};branch=z9hG4bK{method}\r\n"
+                    "Max-Forwards: 70\r\nFrom: <sip:alice@127.0.0.1>;tag=a\r\n"
+                    "To: <sip:bob@127.0.0.1>\r\nCall-ID: reg-only@127.0.0.1\r\n"
+                    f"CSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n"
+                ).encode(),
+                at,
+            )
+            statuses.append(client.recv(65535).split(b" ", 2)[1])
+        registrar.stop()
+    assert statuses == [b"481", b"405"]

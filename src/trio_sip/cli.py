@@ -420,7 +420,8 @@ def _open_store(spec: str | None) -> BindingStore:
 class _RegistrarOnly:
     """The end of a registrar's chain: OPTIONS gets 200, other methods 405.
 
-    RFC 3261 section 21.4.6: 405 carries Allow, the methods we do handle.
+    RFC 3261 section 21.4.6: 405 carries Allow, the methods we do handle. A
+    CANCEL gets 481: there is never an INVITE here for it to cancel (9.2).
     """
 
     ALLOW = ("Allow", "REGISTER, OPTIONS")
@@ -432,7 +433,11 @@ class _RegistrarOnly:
         """Answer any request but ACK; drop responses."""
         if not isinstance(packet, Request) or packet.method == "ACK":
             return True
-        status = 200 if packet.method == "OPTIONS" else 405
+        method = packet.method
+        if method == "CANCEL":
+            await reply(self.dispatcher, packet, 481, leg)
+            return True
+        status = 200 if method == "OPTIONS" else 405
         await reply(self.dispatcher, packet, status, leg, headers=[self.ALLOW])
         return True
 
