@@ -176,31 +176,39 @@ def event_payloads(
         yield last, packets == 1 and copy == 0
 
 
+# How many events back EventReceiver recognises a late packet: the network
+# reorders packets by a few packet times, not by several whole events.
+_EVENTS_REMEMBERED: Final = 4
+
+
 class EventReceiver:
     """Turns RFC 4733 packets into digits, one per event.
 
     An event is known by its RTP timestamp (RFC 4733 2.5.2.1: packets of one
     event share it). The digit is reported with the first packet of a new
     event, so that losing the end packets cannot lose the digit, and every later
-    packet of the same event (updates, retransmitted ends) is ignored.
+    packet of the same event (updates, retransmitted ends) is ignored, also
+    one that the network delivers after the next event has begun.
     """
 
     # Slotted: a busy UA holds thousands (one per call), and a dict each adds up.
-    __slots__ = ("_current",)
+    __slots__ = ("_recent",)
 
     def __init__(self) -> None:
-        self._current: tuple[int, int] | None = None
+        # The last few events, newest first: a late packet of any of them
+        # (a retransmitted end overtaken by the next digit) is not a new one.
+        self._recent: tuple[tuple[int, int], ...] = ()
 
     def feed(self, timestamp: int, payload: bytes) -> str | None:
-        """The digit a packet starts, or None (same event, non-DTMF event, or malformed)."""
+        """The digit a packet starts, or None (a known event, non-DTMF event, or malformed)."""
         try:
             event = TelephoneEvent.parse(payload)
         except ParseError:
             return None
         key = (timestamp, event.event)
-        if key == self._current:
+        if key in self._recent:
             return None
-        self._current = key
+        self._recent = (key, *self._recent[: _EVENTS_REMEMBERED - 1])
         return event.digit
 
 

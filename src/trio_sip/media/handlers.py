@@ -41,8 +41,8 @@ _RAW_SUFFIXES: Final = {
 #: The sample rate of every file the handlers read and write (G.711's, RFC 3551 4.5.14).
 SAMPLE_RATE: Final = 8000
 
-# The longest gap record() fills with silence: a larger timestamp jump is a
-# restarted sender, not lost packets.
+# The longest gap record() fills with silence, and the furthest back a packet
+# is taken as late: a larger timestamp jump either way is a restarted sender.
 _MAX_GAP_SAMPLES: Final = 5 * SAMPLE_RATE
 
 
@@ -112,33 +112,45 @@ async def play(
 ) -> None:
     """Play a file (see :func:`load_audio`) or a clip, once or (``loop``) for ever.
 
-    The audio is converted once to the session's codec and cut into packet-time
-    frames; the last frame of the clip is padded with silence.
+    The audio is converted to the session's codec (once per codec) and cut
+    into packet-time frames as it is sent, so that a codec or packet time
+    changed meanwhile (a re-INVITE) applies from the next frame; the last frame
+    of the clip is padded with silence.
     """
     clip = (
         source
         if isinstance(source, AudioClip)
         else await anyio.to_thread.run_sync(lambda: load_audio(source, encoding=encoding))
     )
-    data = clip.encoded(session.codec.encoding_name)
-    frame = session.samples_per_frame
-    if not data:
-        return
-    if len(data) % frame:
-        data += g711.silence(session.codec.encoding_name, frame - len(data) % frame)
-    frames = [data[i : i + frame] for i in range(0, len(data), frame)]
+    converted: dict[str, bytes] = {}
+    position = 0  # in samples, which are octets in G.711
     while True:
-        for payload in frames:
-            await session.send(payload)
-        if not loop:
+        # Read at every frame: the payload type send() stamps is the session's
+        # codec of the moment, and the audio must be in that law (RFC 3551 6).
+        name = session.codec.encoding_name.upper()
+        data = converted.get(name)
+        if data is None:
+            data = converted[name] = clip.encoded(name)
+        if not data:
             return
+        if position >= len(data):
+            if not loop:
+                return
+            position = 0
+        frame = session.samples_per_frame
+        payload = data[position : position + frame]
+        position += frame
+        if len(payload) < frame:
+            payload += g711.silence(name, frame - len(payload))
+        await session.send(payload)
 
 
 async def record(session: MediaSession, path: str | os.PathLike[str]) -> None:
     """Record received audio to a WAV (16-bit PCM, 8 kHz, mono) until the session closes.
 
     Lost packets become silence of their length (from the RTP timestamps), so
-    the recording keeps the call's timing. The file is written about once a
+    the recording keeps the call's timing; a new source (SSRC) or a clock that
+    jumps by more than a few seconds carries on without a gap. The file is written about once a
     second and is a valid WAV at every point (:mod:`wave` patches the header
     after each write); it is closed when this returns or is cancelled. When the
     session closes, the packets it had already received are still written.
@@ -148,17 +160,24 @@ async def record(session: MediaSession, path: str | os.PathLike[str]) -> None:
         writer = await anyio.to_thread.run_sync(_open_wav, str(path))
     pending = bytearray()
     expected: int | None = None
+    source: int | None = None
     try:
         async for packet in session.receive():
             pcm = session.decode(packet)
             if pcm is None:
                 continue
+            if packet.ssrc != source:
+                # A new source has a timestamp origin of its own (RFC 3550
+                # 5.1): its first timestamp says nothing about a gap.
+                source, expected = packet.ssrc, None
             if expected is not None:
                 gap = (packet.timestamp - expected) & 0xFFFFFFFF
                 if 0 < gap <= _MAX_GAP_SAMPLES:
                     pending += bytes(2 * gap)
-                elif gap > 0x80000000:
+                elif 0 < (-gap & 0xFFFFFFFF) <= _MAX_GAP_SAMPLES:
                     continue  # a late packet whose place is already written
+                # Any other jump, forward or back, is a restarted clock: the
+                # recording carries on from this packet.
             expected = (packet.timestamp + len(pcm) // 2) & 0xFFFFFFFF
             pending += pcm
             if len(pending) >= 2 * SAMPLE_RATE:
