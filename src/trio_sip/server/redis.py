@@ -10,9 +10,10 @@ round trips.
 Replies come back as Python values: bulk strings as :class:`bytes`, simple
 strings (``OK``, ``QUEUED``) as :class:`str`, integers as :class:`int`, nil
 as ``None`` and arrays as lists. An error reply raises :class:`RedisError`;
-socket failures raise :class:`~trio_sip.errors.TransportError`. Those are
-the only exceptions that leave this module: backend exceptions are
-translated in :meth:`RedisConnection._exchange`, the one boundary.
+socket failures, and a server that does not answer within the client's
+``timeout``, raise :class:`~trio_sip.errors.TransportError`. Those are the
+only exceptions that leave this module: backend exceptions are translated
+in :meth:`RedisConnection.connect` and :meth:`RedisConnection._exchange`.
 
 ::
 
@@ -38,6 +39,7 @@ import anyio.abc
 from ..errors import SIPError, TransportError
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
     "Command",
     "Reply",
     "RedisClient",
@@ -55,6 +57,8 @@ Command: TypeAlias = Sequence[bytes | str | int | float]
 
 _CRLF = b"\r\n"
 _RECEIVE_SIZE = 65536
+#: How long a connect, or the replies of one exchange, may take (seconds).
+DEFAULT_TIMEOUT = 5.0
 
 
 class RedisError(SIPError):
@@ -62,10 +66,13 @@ class RedisError(SIPError):
 
 
 class StaleConnectionError(TransportError):
-    """The server had closed the connection before any reply came back.
+    """A connection that sat idle in the pool was found closed before any reply.
 
     What an idle pooled connection meets after Redis restarted: the commands
     reached no live server, so they can be sent again on a new connection.
+    A connection that fails after it answered in the same use is no stale
+    one: its commands may have run, so that is a plain
+    :class:`~trio_sip.errors.TransportError`.
     """
 
 
@@ -134,7 +141,11 @@ class _Incomplete(Exception):
 
 
 def _parse(buf: bytearray, pos: int) -> tuple[Reply | RedisError, int]:
-    """One reply from ``buf`` at ``pos``: the value and where the next one starts."""
+    """One reply from ``buf`` at ``pos``: the value and where the next one starts.
+
+    Raises :class:`_Incomplete` when ``buf`` ends inside it, ValueError when it
+    is no RESP2 reply.
+    """
     end = buf.find(_CRLF, pos)
     if end < 0:
         raise _Incomplete
@@ -164,33 +175,51 @@ def _parse(buf: bytearray, pos: int) -> tuple[Reply | RedisError, int]:
             # An error inside an array (an EXEC whose command failed) is a value.
             items.append(item if not isinstance(item, RedisError) else str(item))
         return items, pos
-    raise RedisError(f"protocol error: unexpected reply type {chr(kind)!r}")
+    # Not RESP2 (a RESP3 type, or no Redis at all): a failure of the
+    # connection, which _exchange reports as one, not an error reply.
+    raise ValueError(f"unexpected reply type {chr(kind)!r}")
 
 
 class RedisConnection:
     """One connection to Redis; commands run one exchange at a time.
 
-    A connection whose exchange was interrupted (cancelled, or a socket
-    error) is ``broken``: its replies can no longer be matched to commands,
-    so the pool closes it instead of reusing it.
+    A connection whose exchange was interrupted (cancelled, timed out, or a
+    socket error) is ``broken``: its replies can no longer be matched to
+    commands, so the pool closes it instead of reusing it. The replies of one
+    exchange must all arrive within ``timeout`` seconds.
     """
 
-    def __init__(self, stream: anyio.abc.ByteStream, url: RedisURL) -> None:
+    def __init__(
+        self, stream: anyio.abc.ByteStream, url: RedisURL, *, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
         self._stream = stream
         self.url = url
+        self.timeout = timeout
         self._buffer = bytearray()
         self._lock = anyio.Lock()
         #: set while an exchange is in flight and after any failure
         self.broken = False
+        # Set by the pool when it parks the connection idle: only then may a
+        # failure before any reply be taken for a server that went away meanwhile.
+        self._parked = False
 
     @classmethod
-    async def connect(cls, url: RedisURL) -> RedisConnection:
-        """Connect to ``url``, authenticate and select its database."""
+    async def connect(
+        cls, url: RedisURL, *, io_timeout: float = DEFAULT_TIMEOUT
+    ) -> RedisConnection:
+        """Connect to ``url``, authenticate and select its database.
+
+        The TCP connect may take ``io_timeout`` seconds, and so may the
+        replies of each exchange on the connection (its ``timeout``).
+        """
         try:
-            stream = await anyio.connect_tcp(url.host, url.port)
+            with anyio.fail_after(io_timeout):
+                stream = await anyio.connect_tcp(url.host, url.port)
+        except TimeoutError:  # before OSError, of which it is a subclass
+            raise TransportError(f"cannot connect to {url}: no answer in {io_timeout} s") from None
         except OSError as exc:
             raise TransportError(f"cannot connect to {url}: {exc}") from None
-        conn = cls(stream, url)
+        conn = cls(stream, url, timeout=io_timeout)
         setup: list[Command] = []
         if url.password is not None:
             user = (url.username,) if url.username else ()
@@ -236,28 +265,35 @@ class RedisConnection:
         if self.broken:
             raise TransportError(f"connection to {self.url} is broken")
         self.broken = True  # until every reply is in: a cancellation leaves it so
+        # Only the first exchange after an idle spell can meet a stale
+        # connection; a failure after that may follow commands that ran.
+        stale, self._parked = self._parked, False
         replies: list[Reply | RedisError] = []
         buf = self._buffer
         pos = 0
         try:
-            await self._stream.send(data)
-            while len(replies) < count:
-                try:
-                    reply, pos = _parse(buf, pos)
-                except _Incomplete:
-                    buf += await self._stream.receive(_RECEIVE_SIZE)
-                    continue
-                replies.append(reply)
+            with anyio.fail_after(self.timeout):
+                await self._stream.send(data)
+                while len(replies) < count:
+                    try:
+                        reply, pos = _parse(buf, pos)
+                    except _Incomplete:
+                        buf += await self._stream.receive(_RECEIVE_SIZE)
+                        continue
+                    replies.append(reply)
+        except TimeoutError:  # before OSError, of which it is a subclass
+            raise TransportError(f"redis {self.url}: no reply in {self.timeout} s") from None
         except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
-            if not replies and not buf:
+            if stale and not replies and not buf:
                 raise StaleConnectionError(f"redis {self.url}: {exc!r}") from None
             raise TransportError(f"redis {self.url}: {exc!r}") from None
         except anyio.EndOfStream:
-            if not replies and not buf:
+            if stale and not replies and not buf:
                 raise StaleConnectionError(f"redis {self.url} had closed the connection") from None
             raise TransportError(f"redis {self.url} closed the connection") from None
         except ValueError:
-            # A length or integer that is not a number: not RESP2 (not Redis?).
+            # A length or integer that is not a number, or a reply type that
+            # RESP2 lacks: not RESP2 (not Redis?).
             raise TransportError(f"redis {self.url}: protocol error in a reply") from None
         del buf[:pos]
         self.broken = False
@@ -293,10 +329,16 @@ class RedisClient:
     except on an idle pooled connection found closed before any reply,
     :class:`StaleConnectionError`: :meth:`pipeline` retries that once on a
     fresh connection, and users of :meth:`connection` may do the same).
+    ``timeout`` bounds each connect and each exchange's wait for its replies
+    (:class:`~trio_sip.errors.TransportError` after it), so that a Redis that
+    hangs fails the commands instead of holding their callers.
     """
 
-    def __init__(self, url: RedisURL, *, max_connections: int = 8) -> None:
+    def __init__(
+        self, url: RedisURL, *, max_connections: int = 8, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
         self.url = url
+        self.timeout = timeout
         self._limit = anyio.Semaphore(max_connections)
         self._idle: list[RedisConnection] = []
         self._open = 0
@@ -306,16 +348,18 @@ class RedisClient:
         self._closed = False
 
     @classmethod
-    def from_url(cls, url: str, *, max_connections: int = 8) -> RedisClient:
+    def from_url(
+        cls, url: str, *, max_connections: int = 8, timeout: float = DEFAULT_TIMEOUT
+    ) -> RedisClient:
         """A client for ``redis://HOST[:PORT][/DB]`` (see :class:`RedisURL`)."""
-        return cls(RedisURL.parse(url), max_connections=max_connections)
+        return cls(RedisURL.parse(url), max_connections=max_connections, timeout=timeout)
 
-    async def _take(self) -> tuple[RedisConnection, bool]:
+    async def _take(self, *, fresh: bool = False) -> tuple[RedisConnection, bool]:
         if self._closed:
             raise TransportError("the redis client is closed")
-        if self._idle:
+        if self._idle and not fresh:
             return self._idle.pop(), True
-        conn = await RedisConnection.connect(self.url)
+        conn = await RedisConnection.connect(self.url, io_timeout=self.timeout)
         self._open += 1
         self._connects += 1
         return conn, False
@@ -328,6 +372,7 @@ class RedisClient:
             with anyio.CancelScope(shield=True):
                 await conn.aclose()
         else:
+            conn._parked = True
             self._idle.append(conn)
 
     @asynccontextmanager
@@ -361,8 +406,10 @@ class RedisClient:
         self._commands += len(commands)
         await self._acquire()
         try:
-            for _attempt in range(2):
-                conn, reused = await self._take()
+            for attempt in range(2):
+                # The retry connects anew: after a restart every idle
+                # connection of the pool is as stale as the first one was.
+                conn, reused = await self._take(fresh=attempt > 0)
                 try:
                     return await conn.pipeline(commands)
                 except StaleConnectionError:
