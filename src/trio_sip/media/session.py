@@ -206,6 +206,7 @@ class MediaSession:
         "_sender",
         "_skipped",
         "_slot",
+        "_stamp",
         "_task_group",
         "_unsent",
         "codec",
@@ -259,6 +260,8 @@ class MediaSession:
         self._slot = 0
         # Sampling position of slot 0: where the timestamp clock restarts from.
         self._base = 0
+        # Sampling position of the slot _next_slot gave out last.
+        self._stamp = 0
         self._send_errors = 0
         self._skipped = 0
         # True when a slot went by unsent (on hold, no remote yet): the next
@@ -451,12 +454,19 @@ class MediaSession:
         return self._base + self._slot * self.samples_per_frame
 
     async def _next_slot(self) -> bool:
-        """Wait for the next send slot; True if the sender paused before it (new talkspurt)."""
+        """Wait for the next send slot; True if the sender paused before it (new talkspurt).
+
+        The slot's sampling position is in ``_stamp``, taken before the wait:
+        an apply() of a new ptime meanwhile restarts the clock after this slot,
+        whose frame was cut to the old ptime (RFC 3550 5.1: the timestamp is
+        the sampling instant of the frame's first octet).
+        """
         now = anyio.current_time()
         period = self.ptime / 1000
         if self._origin is None:
             self._origin = now
             self._slot = 0
+            self._stamp = self._base
             await anyio.lowlevel.checkpoint()
             return True
         self._slot += 1
@@ -467,8 +477,10 @@ class MediaSession:
             slot = math.ceil((now - self._origin) / period - 1e-9)
             self._skipped += slot - self._slot
             self._slot = slot
+            self._stamp = self._position()
             await anyio.sleep_until(self._origin + slot * period)
             return True
+        self._stamp = self._position()
         await anyio.sleep_until(due)
         return False
 
@@ -498,9 +510,12 @@ class MediaSession:
         Nothing goes out while the remote address is unknown or our direction
         does not send, but the clock still advances.
         """
+        # The payload was encoded in the codec of the call: a codec applied
+        # while it waits for its slot must not relabel it (RFC 3551 section 6).
+        payload_type = self.codec.payload_type
         async with self._pacing():
             paused = await self._next_slot()
-            await self._emit(self.codec.payload_type, self._position(), payload, marker or paused)
+            await self._emit(payload_type, self._stamp, payload, marker or paused)
 
     async def send_dtmf(
         self,
@@ -540,18 +555,19 @@ class MediaSession:
             ):
                 await self._next_slot()
                 if start is None:
-                    start = self._position()  # every packet carries the event's start
+                    start = self._stamp  # every packet carries the event's start
                 await self._emit(self.telephone_event, start, event.to_bytes(), marker)
 
     async def _send_tone(self, digit: str, samples: int) -> None:
         frame = self.samples_per_frame
-        encoding = self.codec.encoding_name
+        # The whole digit in one codec: its payload type is that of its encoding.
+        codec = self.codec
         async with self._pacing():
             for offset in range(0, samples, frame):
-                tone = dtmf_tone(digit, frame, sample_rate=self.codec.clock_rate, start=offset)
-                payload = g711.encode(encoding, g711.pcm_from_samples(tone))
+                tone = dtmf_tone(digit, frame, sample_rate=codec.clock_rate, start=offset)
+                payload = g711.encode(codec.encoding_name, g711.pcm_from_samples(tone))
                 paused = await self._next_slot()
-                await self._emit(self.codec.payload_type, self._position(), payload, paused)
+                await self._emit(codec.payload_type, self._stamp, payload, paused)
 
     async def _gap(self, gap: float, inband: bool) -> None:
         if not (inband or self.telephone_event is None):
@@ -559,11 +575,12 @@ class MediaSession:
             return
         # In-band, the gap is audio too: silence, so the detector sees the digit end.
         frames = max(1, round(gap * 1000 / self.ptime))
-        quiet = g711.silence(self.codec.encoding_name, self.samples_per_frame)
+        codec = self.codec  # the silence is in this codec's law, whatever apply() does
+        quiet = g711.silence(codec.encoding_name, self.samples_per_frame)
         async with self._pacing():
             for _ in range(frames):
                 paused = await self._next_slot()
-                await self._emit(self.codec.payload_type, self._position(), quiet, paused)
+                await self._emit(codec.payload_type, self._stamp, quiet, paused)
 
     # --- receiving -----------------------------------------------------------------
 
