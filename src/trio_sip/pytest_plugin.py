@@ -140,12 +140,22 @@ class _Backends:
         """Parametrise the tests that use this plugin's ``anyio_backend``."""
         if "anyio_backend" not in metafunc.fixturenames:
             return
-        # A conftest's or a module's own anyio_backend (a non-empty baseid)
-        # decides the backend itself: parametrising it would only run the
-        # same test twice under two names.
+        # A conftest's or a module's own anyio_backend decides the backend
+        # itself: parametrising it would only run the same test twice under
+        # two names. Told by the fixture, not by its baseid, which is empty
+        # for a conftest.py at the rootdir as for this plugin.
         definitions = getattr(metafunc, "_arg2fixturedefs", {}).get("anyio_backend")
-        if definitions and definitions[-1].baseid:
+        if definitions and getattr(definitions[-1].func, "__self__", None) is not self:
             return
+        # A test that names its backends (anyio's documented
+        # @pytest.mark.parametrize("anyio_backend", [...])) keeps them: a
+        # second parametrisation would be a collection error.
+        for marker in metafunc.definition.iter_markers("parametrize"):
+            argnames = marker.args[0] if marker.args else marker.kwargs.get("argnames", ())
+            if isinstance(argnames, str):
+                argnames = [name.strip() for name in argnames.split(",")]
+            if "anyio_backend" in argnames:
+                return
         metafunc.parametrize("anyio_backend", self.names, indirect=True)
 
     @pytest.fixture

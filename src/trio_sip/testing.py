@@ -27,6 +27,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from .errors import DeliveryFailure, TransportError
 from .transport.leg import Address, Leg, PacketHandler, TransportFailure, parse_address
+from .transport.udp import MAX_DATAGRAM
 
 __all__ = ["FakeNetwork", "FakeNetworkStatistics", "MemoryLeg"]
 
@@ -87,6 +88,10 @@ class FakeNetwork:
         self.stats = FakeNetworkStatistics()
 
     async def __aenter__(self) -> FakeNetwork:
+        if self._tg is not None:
+            # A second carrier would share the heap, and the first exit
+            # would leave the second without its task group.
+            raise RuntimeError("this FakeNetwork is already running; enter it only once")
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(self._carrier, name="trio-sip fake network")
@@ -115,6 +120,10 @@ class FakeNetwork:
     # ----- used by the legs -----------------------------------------------------------
 
     def _attach(self, leg: MemoryLeg) -> None:
+        if self._tg is None:
+            # Nothing would carry the datagrams: the test would wait for
+            # them until its timeout instead of failing here.
+            raise RuntimeError("the FakeNetwork is not running: use 'async with FakeNetwork(...)'")
         if leg.address in self._legs:
             raise TransportFailure(DeliveryFailure.TRANSPORT, f"{leg.address} is in use")
         self._legs[leg.address] = leg
@@ -191,22 +200,41 @@ class MemoryLeg(Leg):
             self.network.stats.lost += 1  # a full receive buffer drops, as a socket would
 
     async def serve(self, handler: PacketHandler) -> None:
-        """Hand every datagram that arrives to ``handler``."""
+        """Hand every datagram that arrives to ``handler``, until the leg closes."""
         stream = self._receive_stream
         if stream is None:
             raise TransportError("leg is not bound")
-        async for data, src in stream:
-            self.stats.packets_in += 1
-            self.stats.bytes_in += len(data)
-            handler(data, self, src)
+        try:
+            async for data, src in stream:
+                self.stats.packets_in += 1
+                self.stats.bytes_in += len(data)
+                handler(data, self, src)
+        except anyio.ClosedResourceError:
+            return  # closed while waiting: the end, as for a UDP leg
 
-    async def send(self, data: bytes, dst: Address, *, tls_hostname: str | None = None) -> None:
-        """Give a datagram to the network (which may lose or delay it)."""
+    def send_nowait(self, data: bytes, dst: Address) -> bool:
+        """Give a datagram to the network; it never waits, so always True.
+
+        Raises :class:`~trio_sip.transport.TransportFailure` on a closed leg
+        and for more than a datagram holds, as a UDP leg does. The
+        per-packet callers (``Dispatcher.respond_nowait``) then take the path
+        they take on a UDP leg.
+        """
         if self._send_stream is None:
             raise TransportFailure(DeliveryFailure.TRANSPORT, "leg is closed")
+        if len(data) > MAX_DATAGRAM:
+            # What a UDP leg refuses must not get through in a test.
+            raise TransportFailure(
+                DeliveryFailure.TRANSPORT, f"{len(data)} bytes do not fit a datagram"
+            )
         self.network._transmit(data, self.address, dst)
         self.stats.packets_out += 1
         self.stats.bytes_out += len(data)
+        return True
+
+    async def send(self, data: bytes, dst: Address, *, tls_hostname: str | None = None) -> None:
+        """Give a datagram to the network (which may lose or delay it)."""
+        self.send_nowait(data, dst)
 
     async def aclose(self) -> None:
         """Leave the network."""
