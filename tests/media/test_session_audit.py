@@ -9,6 +9,7 @@ require of that packet and that the other media tests do not cover.
 from __future__ import annotations
 
 import math
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -165,3 +166,18 @@ async def test_an_inband_digit_keeps_the_payload_type_it_was_encoded_in() -> Non
     for packet, offset in zip(got, offsets, strict=True):
         tone = g711.pcm_from_samples(dtmf_tone("9", 160, start=offset))
         assert packet.payload == g711.encode(LAWS[packet.payload_type], tone)
+
+
+async def test_closing_takes_the_packets_that_arrived_before_it() -> None:
+    # The end of a call (a BYE) may be handled before the RTP that reached
+    # the socket just ahead of it was read: those packets are the call's,
+    # and count and reach receive() when the session closes.
+    async with MediaSession(HOST) as session:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+            peer.bind((HOST, 0))
+            for sequence in range(3):
+                packet = RtpPacket(0, sequence, 160 * sequence, 0xA11CE, payload=b"\x01" * 160)
+                peer.sendto(packet.to_bytes(), session.local_address)
+            session.close()  # before the receiving task ran: nothing read yet
+        assert session.statistics().packets_received == 3
+        assert [p.sequence async for p in session.receive()] == [0, 1, 2]

@@ -37,7 +37,7 @@ from ..errors import ParseError, TransportError
 from ..message.sdp import STATIC_PAYLOAD_TYPES, Direction, RtpMap
 from ..transport.leg import Address, Leg
 from ..transport.multiplex import DatagramMultiplexer
-from ..transport.udp import UDPLeg
+from ..transport.udp import DRAIN_BATCH, MAX_DATAGRAM, UDPLeg
 from . import g711
 from .dtmf import DtmfDetector, EventReceiver, dtmf_tone, event_of_digit, event_payloads
 from .offer_answer import MediaParams
@@ -311,7 +311,14 @@ class MediaSession:
         await self._close_sockets()
 
     def close(self) -> None:
-        """:meth:`aclose` without waiting, for a callback (the end of a call), from a task."""
+        """:meth:`aclose` without waiting, for a callback (the end of a call), from a task.
+
+        What has arrived and not been read yet is taken first: the last
+        packets the peer sent before its BYE may be queued on the socket when
+        the BYE is handled, and they belong to the call.
+        """
+        if self._rtp is not None:
+            self._drain(self._rtp)
         for leg in (self._rtp, self._rtcp):
             if leg is not None:
                 sock = leg.raw_socket
@@ -390,6 +397,8 @@ class MediaSession:
             raise RuntimeError("the media session is not open")
         if self._multiplexer is not None:
             raise RuntimeError("the multiplexer receives for this session")
+        if self._rtp.raw_socket is None:
+            return  # closed (the call ended) before this task got to run
         await self._rtp.serve(self._on_datagram)
 
     async def _close_sockets(self) -> None:
@@ -583,6 +592,17 @@ class MediaSession:
                 await self._emit(codec.payload_type, self._stamp, quiet, paused)
 
     # --- receiving -----------------------------------------------------------------
+
+    def _drain(self, leg: UDPLeg) -> None:
+        sock = leg.raw_socket
+        if sock is None:
+            return  # closed already
+        for _ in range(DRAIN_BATCH):
+            try:
+                data, addr = sock.recvfrom(MAX_DATAGRAM)
+            except OSError:  # BlockingIOError: nothing more
+                return
+            self._on_rtp(data, (addr[0], addr[1]))
 
     def _on_datagram(self, data: object, leg: Leg, source: Address) -> None:
         if isinstance(data, bytes):
