@@ -143,11 +143,10 @@ async def test_idle_connections_are_closed() -> None:
         assert anyio.current_time() - start == pytest.approx(30, abs=0.01)
 
 
-@pytest.fixture(scope="module")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+def _issue(base: Path, *names: str) -> tuple[Path, Path, Path]:
+    """A fresh test CA and a certificate for ``names``: CA, chain and key files."""
     ca = trustme.CA()
-    cert = ca.issue_cert("sip.example.test", "127.0.0.1", "::1")
-    base = tmp_path_factory.mktemp("tls")
+    cert = ca.issue_cert(*names)
     ca_file, chain_file, key_file = base / "ca.pem", base / "chain.pem", base / "key.pem"
     ca.cert_pem.write_to_path(ca_file)
     cert.private_key_pem.write_to_path(key_file)
@@ -155,6 +154,11 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, 
         for blob in cert.cert_chain_pems:
             out.write(blob.bytes())
     return ca_file, chain_file, key_file
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    return _issue(tmp_path_factory.mktemp("tls"), "sip.example.test", "127.0.0.1", "::1")
 
 
 async def test_tls_with_a_test_ca(certificates: tuple[Path, Path, Path]) -> None:
@@ -191,20 +195,9 @@ async def test_tls_hostname_is_verified(certificates: tuple[Path, Path, Path]) -
 
 
 @pytest.fixture(scope="module")
-def name_only_certificate(
-    certificates: tuple[Path, Path, Path], tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Path, Path, Path]:
+def name_only_certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     """A CA and a certificate that names ``only.example.test`` and no address."""
-    ca = trustme.CA()
-    cert = ca.issue_cert("only.example.test")
-    base = tmp_path_factory.mktemp("tls-name-only")
-    ca_file, chain_file, key_file = base / "ca.pem", base / "chain.pem", base / "key.pem"
-    ca.cert_pem.write_to_path(ca_file)
-    cert.private_key_pem.write_to_path(key_file)
-    with chain_file.open("wb") as out:
-        for blob in cert.cert_chain_pems:
-            out.write(blob.bytes())
-    return ca_file, chain_file, key_file
+    return _issue(tmp_path_factory.mktemp("tls-name-only"), "only.example.test")
 
 
 async def test_tls_without_a_name_checks_the_address(
