@@ -12,6 +12,8 @@ Loopback legs only; virtual time where a timer matters.
 from __future__ import annotations
 
 import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 
 import anyio
@@ -193,6 +195,32 @@ async def test_the_end_of_a_call_we_made_stops_its_media_at_once(hangs_up: str) 
                         probe.bind(("127.0.0.1", rtp_or_rtcp))
 
 
+@asynccontextmanager
+async def answered_call() -> AsyncIterator[tuple[Call, Call]]:
+    """Alice's call to Bob, answered: (alice's side, bob's side)."""
+    answered: list[Call] = []
+    async with (
+        UserAgent("sip:alice@127.0.0.1", listen=LEG) as alice,
+        UserAgent("sip:bob@127.0.0.1", listen=LEG) as bob,
+        anyio.create_task_group() as tg,
+    ):
+
+        async def callee() -> None:
+            async for call in bob.incoming_calls():
+                await call.answer()
+                answered.append(call)
+                await call.wait_ended()
+                return
+
+        tg.start_soon(callee)
+        with anyio.fail_after(10):
+            async with alice.invite(f"sip:bob@{address(bob)}") as a:
+                await a.wait_answered()
+                await anyio.wait_all_tasks_blocked()
+                (b,) = answered
+                yield a, b
+
+
 @pytest.mark.virtual_time
 async def test_holds_that_cross_are_each_sent_once_more_after_the_491() -> None:
     # Glare: both sides re-INVITE at once and each gets 491 (section 14.2).
@@ -200,77 +228,39 @@ async def test_holds_that_cross_are_each_sent_once_more_after_the_491() -> None:
     # 4 s for the owner of the Call-ID (the caller), 0 to 2 s for the other,
     # so the two retries do not cross again. Both holds end up done: each
     # side holds the other, and every stream is inactive (RFC 3264 8.4).
-    answered: list[Call] = []
-    async with (
-        UserAgent("sip:alice@127.0.0.1", listen=LEG) as alice,
-        UserAgent("sip:bob@127.0.0.1", listen=LEG) as bob,
-        anyio.create_task_group() as tg,
-    ):
+    async with answered_call() as (a, b):
+        held: dict[str, tuple[int, float]] = {}
+        start = anyio.current_time()
 
-        async def callee() -> None:
-            async for call in bob.incoming_calls():
-                await call.answer()
-                answered.append(call)
-                await call.wait_ended()
-                return
+        async def hold(name: str, call: Call) -> None:
+            response = await call.hold()
+            held[name] = (response.status, anyio.current_time() - start)
 
-        tg.start_soon(callee)
-        with anyio.fail_after(10):
-            async with alice.invite(f"sip:bob@{address(bob)}") as a:
-                await a.wait_answered()
-                await anyio.wait_all_tasks_blocked()
-                (b,) = answered
-                held: dict[str, tuple[int, float]] = {}
-                start = anyio.current_time()
-
-                async def hold(name: str, call: Call) -> None:
-                    response = await call.hold()
-                    held[name] = (response.status, anyio.current_time() - start)
-
-                async with anyio.create_task_group() as both:
-                    both.start_soon(hold, "alice", a)
-                    both.start_soon(hold, "bob", b)
-                assert held["alice"][0] == held["bob"][0] == 200
-                assert held["bob"][1] <= 2.1
-                assert 2.1 <= held["alice"][1] <= 4.1
-                assert a.media.direction is b.media.direction is Direction.INACTIVE
+        async with anyio.create_task_group() as both:
+            both.start_soon(hold, "alice", a)
+            both.start_soon(hold, "bob", b)
+        assert held["alice"][0] == held["bob"][0] == 200
+        assert held["bob"][1] <= 2.1
+        assert 2.1 <= held["alice"][1] <= 4.1
+        assert a.media.direction is b.media.direction is Direction.INACTIVE
 
 
 @pytest.mark.virtual_time
 async def test_a_refused_reoffer_leaves_the_session_as_it_was() -> None:
     # RFC 3264 section 8: a re-offer answered 488 changes nothing; the
     # peer's description in force is still the one we answered before.
-    answered: list[Call] = []
-    async with (
-        UserAgent("sip:alice@127.0.0.1", listen=LEG) as alice,
-        UserAgent("sip:bob@127.0.0.1", listen=LEG) as bob,
-        anyio.create_task_group() as tg,
-    ):
-
-        async def callee() -> None:
-            async for call in bob.incoming_calls():
-                await call.answer()
-                answered.append(call)
-                await call.wait_ended()
-                return
-
-        tg.start_soon(callee)
-        with anyio.fail_after(10):
-            async with alice.invite(f"sip:bob@{address(bob)}") as a:
-                await a.wait_answered()
-                await anyio.wait_all_tasks_blocked()
-                (b,) = answered
-                in_force = b.remote_sdp
-                assert in_force is not None
-                assert a.local_sdp is not None
-                # Only G.729, which nobody here speaks.
-                media = (replace(a.local_sdp.media[0], formats=("18",), attributes=()),)
-                unusable = replace(a.local_sdp, media=media).with_next_version()
-                with pytest.raises(CallFailed) as refused:
-                    await a.request(
-                        "INVITE",
-                        headers=[("Content-Type", "application/sdp")],
-                        body=bytes(unusable),
-                    )
-                assert refused.value.status == 488
-                assert b.remote_sdp == in_force
+    async with answered_call() as (a, b):
+        in_force = b.remote_sdp
+        assert in_force is not None
+        assert a.local_sdp is not None
+        # Only G.729, which nobody here speaks.
+        media = (replace(a.local_sdp.media[0], formats=("18",), attributes=()),)
+        unusable = replace(a.local_sdp, media=media).with_next_version()
+        with pytest.raises(CallFailed) as refused:
+            await a.request(
+                "INVITE",
+                headers=[("Content-Type", "application/sdp")],
+                body=bytes(unusable),
+            )
+        assert refused.value.status == 488
+        assert b.remote_sdp == in_force
