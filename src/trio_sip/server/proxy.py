@@ -454,7 +454,7 @@ class StatelessProxy:
         routes = headers.get_all("route")
         invariant = (
             f"{request.uri_text}|{headers.get('from')}|{headers.get('call-id')}|{request.cseq.seq}"
-            f"|{'|'.join(routes) if routes else ''}"
+            f"|{'|'.join(routes)}"
         )
         loop = hashlib.blake2b(invariant.encode("utf-8", "surrogateescape"), digest_size=8)
         loop_part = loop.hexdigest()
